@@ -1,0 +1,49 @@
+"""asgibridge: WSGI and ASGI in both directions, on one fast scheduler core.
+
+Public names only; everything else lives in private modules.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    AppProtocolError,
+    BridgeError,
+    ClientDisconnected,
+    DeadlockError,
+    LifespanError,
+    ProtocolError,
+    RequestRejected,
+    SchedulerError,
+    ServerProtocolError,
+)
+from .sync import (
+    AsyncToSync,
+    SyncToAsync,
+    ThreadSensitiveContext,
+    async_to_sync,
+    iscoroutinefunction,
+    markcoroutinefunction,
+    sync_to_async,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AppProtocolError",
+    "AsyncToSync",
+    "BridgeError",
+    "ClientDisconnected",
+    "DeadlockError",
+    "LifespanError",
+    "ProtocolError",
+    "RequestRejected",
+    "SchedulerError",
+    "ServerProtocolError",
+    "SyncToAsync",
+    "ThreadSensitiveContext",
+    "__version__",
+    "async_to_sync",
+    "iscoroutinefunction",
+    "markcoroutinefunction",
+    "sync_to_async",
+]

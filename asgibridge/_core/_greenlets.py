@@ -1,0 +1,158 @@
+"""Greenlet workers: sync code on the event loop's own thread.
+
+Theory of operation
+-------------------
+A *driver* coroutine (``run_in_greenlet``) runs inside an ordinary async task.
+It switches into a pooled *bridge greenlet* that runs the sync function. When
+that function needs to wait for something async it calls
+:func:`await_in_greenlet`, which switches back to the driver with the
+awaitable; the driver awaits it *as part of its own task* and switches back
+in with the outcome. No thread, lock or queue is involved: a round trip is
+two greenlet switches plus one ``await``.
+
+Consequences, all deliberate:
+
+* The sync function shares the awaiting task's ``contextvars.Context``
+  object, so context changes flow both ways for free (rule U3).
+* Cancelling the driver's task throws the cancellation into the sync
+  function at its await point, so ``finally`` blocks run.
+* A sync function that blocks without going through the bridge blocks the
+  whole loop. That is the price of greenlet mode and it is documented.
+
+Greenlets are pooled per thread: a fresh greenlet costs one mmap/munmap pair
+(6-10 us on 3.11+), a parked one about 0.5 us. Bridge greenlets carry the
+attribute ``__asgibridge_greenlet__ = True`` so that other greenlet bridges
+can recognise them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from greenlet import getcurrent, greenlet
+
+__all__ = ["BridgeGreenlet", "await_in_greenlet", "in_bridge_greenlet", "run_in_greenlet"]
+
+_R = TypeVar("_R")
+
+# Message tags, passed in 2-tuples between driver and worker.
+_DONE = 0
+_FAIL = 1
+_AWAIT = 2
+_VALUE = 3
+_THROW = 4
+
+#: How many parked greenlets a thread keeps for reuse.
+POOL_LIMIT = 512
+
+
+class BridgeGreenlet(greenlet):  # type: ignore[misc]
+    """A pooled greenlet that runs sync functions for :func:`run_in_greenlet`."""
+
+    __asgibridge_greenlet__ = True
+    driver: Any = None
+
+
+class _Pool(threading.local):
+    def __init__(self) -> None:
+        self.idle: list[BridgeGreenlet] = []
+
+
+_pool = _Pool()
+
+
+def _worker_main(job: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]) -> None:
+    me = getcurrent()
+    while True:
+        fn, args, kwargs = job
+        try:
+            msg: tuple[int, Any] = (_DONE, fn(*args, **kwargs))
+        except BaseException as exc:
+            msg = (_FAIL, exc)
+        del fn, args, kwargs
+        # Park: hand the outcome to the driver and wait for the next job.
+        job = me.driver.switch(msg)
+        if job is None:
+            return
+
+
+def in_bridge_greenlet() -> bool:
+    """True when the caller runs inside a bridge greenlet that a driver is awaiting."""
+    return getattr(getcurrent(), "__asgibridge_greenlet__", False) is True
+
+
+async def run_in_greenlet(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
+    """Run ``fn(*args, **kwargs)`` in a pooled greenlet on this thread and return its result.
+
+    Inside ``fn``, :func:`await_in_greenlet` (and so ``async_to_sync``) waits
+    for awaitables by switching back to this task. Exceptions from ``fn``
+    propagate unchanged. Works on any event loop (asyncio or trio), because
+    the driver only ever awaits what ``fn`` hands it.
+    """
+    pool = _pool.idle
+    g = pool.pop() if pool else BridgeGreenlet(_worker_main)
+    current = getcurrent()
+    g.driver = current
+    g.gr_context = current.gr_context
+    try:
+        msg = g.switch((fn, args, kwargs))
+        while True:
+            tag, value = msg
+            if tag == _AWAIT:
+                try:
+                    result = await value
+                except BaseException as exc:
+                    msg = g.switch((_THROW, exc))
+                else:
+                    msg = g.switch((_VALUE, result))
+                continue
+            if tag == _DONE:
+                return value  # type: ignore[no-any-return]
+            raise value
+    finally:
+        if not g.dead:
+            g.driver = None
+            g.gr_context = None
+            if len(pool) < POOL_LIMIT:
+                pool.append(g)
+            else:
+                g.parent = current  # finishing returns control here
+                g.switch(None)
+
+
+def await_in_greenlet(awaitable: Awaitable[_R]) -> _R:
+    """From inside a bridge greenlet, wait for ``awaitable`` on the driver's task.
+
+    Raises :class:`~asgibridge.errors.SchedulerError` when called anywhere
+    else; use :func:`in_bridge_greenlet` to check first.
+    """
+    me = getcurrent()
+    driver = getattr(me, "driver", None)
+    if driver is None or not getattr(me, "__asgibridge_greenlet__", False):
+        from ..errors import SchedulerError
+
+        raise SchedulerError(
+            "await_in_greenlet() was called outside a bridge greenlet; run the sync code "
+            "with sync_to_async(..., executor='greenlet') first"
+        )
+    tag, value = driver.switch((_AWAIT, awaitable))
+    if tag == _THROW:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+def idle_greenlets() -> int:
+    """How many parked greenlets this thread holds (for tests and diagnostics)."""
+    return len(_pool.idle)
+
+
+def clear_pool() -> None:
+    """Free this thread's parked greenlets."""
+    pool = _pool.idle
+    while pool:
+        g = pool.pop()
+        if not g.dead:
+            g.parent = getcurrent()
+            g.switch(None)

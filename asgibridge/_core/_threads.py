@@ -1,0 +1,675 @@
+"""Thread workers, thread-sensitive lanes, and the portal from a thread to its loop.
+
+Theory of operation
+-------------------
+Every thread the core touches has one *inbox* (a ``queue.SimpleQueue``).
+An inbox receives two kinds of message:
+
+* a :class:`Job`: "run this sync function here, then tell the loop";
+* a portal reply ``(marker, ok, value, context)``: "the coroutine you asked
+  the loop to run has finished".
+
+A thread that asks its loop to run a coroutine (``async_to_sync`` inside a
+worker) does not simply block: it *serves its inbox* until its reply comes.
+So thread-sensitive calls made by that coroutine can be sent back to the very
+thread that is waiting, which is what asgiref's ``CurrentThreadExecutor``
+does, with one queue and no ``concurrent.futures.Future`` per message.
+
+Where a thread-sensitive call runs is decided by a *home*:
+
+* a :class:`ThreadHome` (a lane thread, or a sync thread blocked in the
+  portal): the job goes into that thread's inbox;
+* :data:`GREENLET_HOME`: the outermost sync code is this loop's own thread
+  (``async_to_sync`` from a plain thread runs the loop right there), so the
+  job runs in a bridge greenlet on this thread, with no hand-off at all.
+
+The hand-off cost is dominated by waking a sleeping thread on another CPU
+(about 25 us per wake on a 2-core VM), so the design minimises wakes: one to
+reach the worker, one to come back, nothing else (no executor future, no
+``wrap_future`` chain, no shield).
+
+Deadlocks: a thread-sensitive call whose lane is the current thread can
+never run (the thread is busy running an event loop it started itself), and
+raises :class:`~asgibridge.errors.DeadlockError` at once. A call that queues
+behind a busy lane is watched; if it has not started after
+``lane_watchdog_seconds`` a warning names the lane and the call holding it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from ..errors import DeadlockError, SchedulerError
+from ._backends import LoopRef, current_loop_ref
+
+__all__ = [
+    "GREENLET_HOME",
+    "HOME",
+    "Job",
+    "Lane",
+    "LanePool",
+    "ThreadHome",
+    "ThreadPool",
+    "apply_context",
+    "portal_call",
+    "run_job_async",
+    "thread_state",
+]
+
+logger = logging.getLogger("asgibridge")
+
+get_ident = threading.get_ident
+
+#: Where thread-sensitive calls made in this context must run (set by async_to_sync).
+HOME: contextvars.ContextVar[ThreadHome | object | None] = contextvars.ContextVar(
+    "asgibridge_home", default=None
+)
+#: Sentinel home: run thread-sensitive calls in a greenlet on the current (loop) thread.
+GREENLET_HOME = object()
+
+_STOP = object()
+_RELEASE = object()
+
+
+def apply_context(ctx: contextvars.Context) -> None:
+    """Copy every variable of ``ctx`` whose value differs into the current context (U3)."""
+    for var, value in ctx.items():
+        try:
+            if var.get() is value:
+                continue
+        except LookupError:
+            pass
+        var.set(value)
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+class Job:
+    """One sync call on its way to a thread, and how to report back to the loop."""
+
+    __slots__ = (
+        "aborted",
+        "args",
+        "cancel_nested",
+        "context",
+        "fn",
+        "kwargs",
+        "ref",
+        "settle",
+        "started",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: contextvars.Context,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.context = context
+        self.ref: LoopRef | None = None
+        self.settle: Callable[..., Any] | None = None
+        self.waiter: Any = None
+        self.started = False
+        self.aborted = False
+        self.cancel_nested: Callable[[], Any] | None = None
+
+    @property
+    def name(self) -> str:
+        fn = self.fn
+        return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or fn)
+
+
+class _State(threading.local):
+    def __init__(self) -> None:
+        self.inbox: SimpleQueue[Any] = SimpleQueue()
+        self.job: Job | None = None
+        self.home: ThreadHome | None = None
+        self.stash: dict[object, tuple[Any, ...]] = {}
+
+
+_state = _State()
+
+
+def thread_state() -> _State:
+    """This thread's inbox, current job and home."""
+    return _state
+
+
+def run_job(job: Job, state: _State) -> None:
+    """Run ``job`` on the current thread and post its outcome to the job's loop."""
+    if job.aborted:  # its caller was cancelled before it started
+        return
+    prev = state.job
+    state.job = job
+    job.started = True
+    try:
+        value = job.context.run(job.fn, *job.args, **job.kwargs)
+        ok = True
+    except BaseException as exc:
+        value = exc
+        ok = False
+    finally:
+        state.job = prev
+    ref = job.ref
+    if ref is None:  # a foreign caller waits on the job itself
+        job.waiter.put((ok, value))
+        return
+    try:
+        ref.post(job.settle, job, ok, value)
+    except RuntimeError:
+        # The loop is closed: nobody can be waiting for this result any more.
+        pass
+
+
+def _serve_until(state: _State, marker: object) -> tuple[Any, ...]:
+    """Serve this thread's inbox until the portal reply tagged ``marker`` arrives."""
+    stash = state.stash
+    inbox = state.inbox
+    while True:
+        if stash and marker in stash:
+            return stash.pop(marker)
+        msg = inbox.get()
+        if msg.__class__ is Job:
+            run_job(msg, state)
+        elif msg.__class__ is tuple:
+            if msg[0] is marker:
+                return msg  # type: ignore[no-any-return]
+            stash[msg[0]] = msg
+        # anything else (a stray stop or release signal) is not for this frame
+
+
+# ------------------------------------------------------------------ homes and lanes
+
+
+class ThreadHome:
+    """A thread that thread-sensitive jobs can be sent to (a lane, or a blocked sync thread)."""
+
+    __slots__ = ("busy_job", "busy_since", "ident", "inbox", "name")
+
+    def __init__(self, inbox: SimpleQueue[Any], ident: int, name: str) -> None:
+        self.inbox = inbox
+        self.ident = ident
+        self.name = name
+        self.busy_job: Job | None = None
+        self.busy_since = 0.0
+
+    def submit(self, job: Job) -> None:
+        if self.ident == get_ident():
+            raise DeadlockError(
+                f"thread-sensitive call {job.name}() must run on thread {self.name!r}, but that "
+                "is this very thread, and it is busy running an event loop that it started "
+                "itself (asyncio.run() or loop.run_until_complete() inside sync code). "
+                "Call async code from thread-sensitive sync code with async_to_sync(), which "
+                "keeps the thread free to serve such calls, or pass thread_sensitive=False."
+            )
+        if self.busy_job is not None:
+            _watchdog.watch(job, self)
+        self.inbox.put(job)
+
+
+def current_home(state: _State) -> ThreadHome:
+    """The :class:`ThreadHome` of the calling thread (created on first use)."""
+    home = state.home
+    if home is None:
+        t = threading.current_thread()
+        home = ThreadHome(state.inbox, get_ident(), t.name)
+        state.home = home
+    return home
+
+
+class Lane(ThreadHome):
+    """A dedicated thread that runs thread-sensitive jobs one at a time, in order."""
+
+    __slots__ = ("_pool", "thread")
+
+    def __init__(self, name: str, pool: LanePool | None = None) -> None:
+        super().__init__(SimpleQueue(), 0, name)
+        self._pool = pool
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self.thread.start()
+        self.ident = self.thread.ident or 0
+
+    def _main(self) -> None:
+        state = _state
+        state.inbox = inbox = self.inbox
+        state.home = self
+        idle_timeout = self._pool.idle_timeout if self._pool is not None else None
+        while True:
+            try:
+                msg = inbox.get(timeout=idle_timeout) if self._pool is not None else inbox.get()
+            except Empty:
+                if self._pool is not None and self._pool._reap(self):
+                    return
+                continue
+            if msg.__class__ is Job:
+                self.busy_job = msg
+                self.busy_since = time.monotonic()
+                try:
+                    run_job(msg, state)
+                finally:
+                    self.busy_job = None
+            elif msg is _RELEASE:
+                if self._pool is not None:
+                    self._pool._release(self)
+            elif msg is _STOP:
+                return
+
+    def stop(self) -> None:
+        self.inbox.put(_STOP)
+
+
+class LanePool:
+    """Idle lane threads, lent to :class:`ThreadSensitiveContext` blocks and returned after."""
+
+    def __init__(self, name: str = "asgibridge-lane", idle_timeout: float = 60.0) -> None:
+        self.name = name
+        self.idle_timeout = idle_timeout
+        self._idle: list[Lane] = []
+        self._all: set[Lane] = set()
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+        self._closed = False
+
+    def acquire(self) -> Lane:
+        with self._lock:
+            if self._closed:
+                raise SchedulerError("the lane pool is closed; create a new scheduler")
+            if self._idle:
+                return self._idle.pop()
+        lane = Lane(f"{self.name}-{next(self._counter)}", self)
+        with self._lock:
+            self._all.add(lane)
+        return lane
+
+    def release(self, lane: Lane) -> None:
+        """Give ``lane`` back once every job already queued on it has run."""
+        lane.inbox.put(_RELEASE)
+
+    def _release(self, lane: Lane) -> None:
+        with self._lock:
+            if self._closed:
+                lane.stop()
+            else:
+                self._idle.append(lane)
+
+    def _reap(self, lane: Lane) -> bool:
+        with self._lock:
+            if lane in self._idle:
+                self._idle.remove(lane)
+                self._all.discard(lane)
+                return True
+            return False
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        with self._lock:
+            self._closed = True
+            lanes = list(self._all)
+            self._idle.clear()
+            self._all.clear()
+        for lane in lanes:
+            lane.stop()
+        _join_all([lane.thread for lane in lanes], timeout)
+
+
+def _join_all(threads: list[threading.Thread], timeout: float | None) -> None:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    me = threading.current_thread()
+    for t in threads:
+        if t is me:
+            continue
+        t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
+# ---------------------------------------------------------------------- thread pool
+
+
+class ThreadPool:
+    """A bounded pool of worker threads named ``{name}-N``.
+
+    Idle workers wait on their own inbox and are reused newest-first (a warm
+    thread wakes faster). Jobs beyond ``max_workers`` wait in a FIFO backlog.
+    Workers idle for ``idle_timeout`` seconds exit. Nothing starts until the
+    first job.
+    """
+
+    def __init__(
+        self, max_workers: int, name: str = "asgibridge-worker", idle_timeout: float = 60.0
+    ) -> None:
+        if not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1:
+            raise ValueError(f"max_workers must be a positive int, got {max_workers!r}")
+        self.max_workers = max_workers
+        self.name = name
+        self.idle_timeout = idle_timeout
+        self._lock = threading.Lock()
+        self._idle: list[SimpleQueue[Any]] = []
+        self._backlog: deque[Job] = deque()
+        self._threads: set[threading.Thread] = set()
+        self._counter = itertools.count(1)
+        self._closed = False
+
+    @property
+    def busy(self) -> int:
+        """Workers currently running a job."""
+        with self._lock:
+            return len(self._threads) - len(self._idle)
+
+    @property
+    def size(self) -> int:
+        """Worker threads alive."""
+        with self._lock:
+            return len(self._threads)
+
+    def submit(self, job: Job) -> None:
+        with self._lock:
+            if self._closed:
+                raise SchedulerError(
+                    f"thread pool {self.name!r} is closed; it cannot run {job.name}()"
+                )
+            if self._idle:
+                inbox = self._idle.pop()
+            elif len(self._threads) < self.max_workers:
+                t = threading.Thread(
+                    target=self._main,
+                    args=(job,),
+                    name=f"{self.name}-{next(self._counter)}",
+                    daemon=True,
+                )
+                self._threads.add(t)
+                t.start()
+                return
+            else:
+                self._backlog.append(job)
+                return
+        inbox.put(job)
+
+    def _main(self, job: Job | None) -> None:
+        state = _state
+        current_home(state)
+        inbox = state.inbox
+        lock = self._lock
+        me = threading.current_thread()
+        while True:
+            if job is not None:
+                run_job(job, state)
+                job = None
+            with lock:
+                if self._backlog:
+                    job = self._backlog.popleft()
+                    continue
+                if self._closed:
+                    self._threads.discard(me)
+                    return
+                self._idle.append(inbox)
+            try:
+                msg = inbox.get(timeout=self.idle_timeout)
+            except Empty:
+                with lock:
+                    if inbox in self._idle:
+                        self._idle.remove(inbox)
+                        self._threads.discard(me)
+                        return
+                msg = inbox.get()  # a job is being handed to us right now
+            if msg is _STOP:
+                with lock:
+                    self._threads.discard(me)
+                return
+            if msg.__class__ is Job:
+                job = msg
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Stop accepting jobs, let running ones finish, and join the threads."""
+        with self._lock:
+            self._closed = True
+            idle = self._idle[:]
+            self._idle.clear()
+            threads = list(self._threads)
+        for inbox in idle:
+            inbox.put(_STOP)
+        _join_all(threads, timeout)
+
+
+class ExecutorTarget:
+    """Adapts a user-supplied ``concurrent.futures.Executor`` to the job protocol."""
+
+    __slots__ = ("executor",)
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    def submit(self, job: Job) -> None:
+        self.executor.submit(_run_foreign, job)
+
+
+def _run_foreign(job: Job) -> None:
+    state = _state
+    current_home(state)
+    run_job(job, state)
+
+
+# ------------------------------------------------------------------- waiting on jobs
+
+
+def _settle_asyncio(job: Job, ok: bool, value: Any) -> None:
+    fut = job.waiter
+    if not fut.done():
+        fut.set_result((ok, value))
+
+
+def _settle_trio(job: Job, ok: bool, value: Any) -> None:
+    if job.aborted:
+        return
+    import outcome
+    import trio
+
+    trio.lowlevel.reschedule(job.waiter, outcome.Value((ok, value)))
+
+
+async def run_job_async(job: Job, target: Any) -> Any:
+    """Send ``job`` to ``target`` (a pool, home or executor) and await its outcome.
+
+    Cancellation (U5): the awaiting task is released at once with the
+    cancellation; the sync function keeps running in its thread until it
+    returns, and its result is dropped. If it is blocked in
+    ``async_to_sync``, the coroutine it waits for is cancelled too, so the
+    cancellation reaches the sync code at its await point.
+    """
+    ref = current_loop_ref()
+    job.ref = ref
+    if ref.backend == "asyncio":
+        fut = ref.loop.create_future()
+        job.waiter = fut
+        job.settle = _settle_asyncio
+        target.submit(job)
+        try:
+            ok, value = await fut
+        except asyncio.CancelledError:
+            job.aborted = True  # not started yet: it will not run at all
+            cancel = job.cancel_nested
+            if cancel is not None:
+                cancel()
+            raise
+    else:
+        import trio
+
+        job.waiter = trio.lowlevel.current_task()
+        job.settle = _settle_trio
+        target.submit(job)
+
+        def abort(_raise_cancel: Any) -> Any:
+            job.aborted = True
+            cancel = job.cancel_nested
+            if cancel is not None:
+                cancel()
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        ok, value = await trio.lowlevel.wait_task_rescheduled(abort)
+    if ok:
+        return value
+    raise value
+
+
+# ---------------------------------------------------------------------------- portal
+
+_markers = itertools.count()
+
+
+async def _portal_main(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    inbox: SimpleQueue[Any],
+    marker: object,
+    home: ThreadHome,
+    job: Job | None,
+) -> None:
+    token = HOME.set(home)
+    try:
+        if job is None or asyncio._get_running_loop() is not None:
+            if job is not None:
+                task = asyncio.current_task()
+                job.cancel_nested = task.cancel if task is not None else None
+            try:
+                value = await fn(*args, **kwargs)
+                ok = True
+            except BaseException as exc:
+                value = exc
+                ok = False
+        else:
+            import trio
+
+            # A trio system task cannot be cancelled from outside, so give the
+            # awaiting side a scope to cancel (U5: cancellation reaches the sync code).
+            with trio.CancelScope() as scope:
+                job.cancel_nested = scope.cancel
+                try:
+                    value = await fn(*args, **kwargs)
+                    ok = True
+                except BaseException as exc:
+                    value = exc
+                    ok = False
+    finally:
+        HOME.reset(token)
+        if job is not None:
+            job.cancel_nested = None
+    inbox.put((marker, ok, value, contextvars.copy_context()))
+
+
+def portal_call(
+    ref: LoopRef,
+    fn: Callable[..., Coroutine[Any, Any, Any]] | Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    job: Job | None = None,
+) -> Any:
+    """From a sync thread: run ``await fn(*args, **kwargs)`` on ``ref``'s loop and return it.
+
+    While it waits, the thread serves its inbox, so thread-sensitive calls the
+    coroutine makes run right here. Context changes made by the coroutine are
+    copied back into the caller's context (U3).
+    """
+    state = _state
+    home = current_home(state)
+    marker = next(_markers)
+    ctx = contextvars.copy_context()
+    ref.start(_portal_main, (fn, args, kwargs, state.inbox, marker, home, job), ctx)
+    saved = home.busy_job
+    home.busy_job = None
+    try:
+        _, ok, value, out_ctx = _serve_until(state, marker)
+    finally:
+        home.busy_job = saved
+    apply_context(out_ctx)
+    if ok:
+        return value
+    raise value
+
+
+# -------------------------------------------------------------------------- watchdog
+
+
+class _Watchdog:
+    """One lazily started thread that warns about jobs stuck behind a busy lane."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = 10.0
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, Job, ThreadHome]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def watch(self, job: Job, home: ThreadHome) -> None:
+        seconds = self.seconds
+        if seconds is None:
+            return
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._seq), job, home))
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._main, name="asgibridge-watchdog", daemon=True
+                )
+                self._thread.start()
+            else:
+                self._cond.notify()
+
+    def _main(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._heap:
+                    if not cond.wait(timeout=30.0) and not self._heap:
+                        self._thread = None
+                        return
+                deadline, _, job, home = self._heap[0]
+                now = time.monotonic()
+                if deadline > now:
+                    cond.wait(timeout=deadline - now)
+                    continue
+                heapq.heappop(self._heap)
+            if not job.started and not job.aborted:
+                holder = home.busy_job
+                held = time.monotonic() - home.busy_since if holder is not None else 0.0
+                logger.warning(
+                    "possible deadlock: thread-sensitive call %s() has waited %.1fs for "
+                    "thread %r, which is still running %s (for %.1fs). If that call waits "
+                    "for something only a later call on the same thread can do, it will never "
+                    "finish: make one side thread_sensitive=False, or give each request its "
+                    "own ThreadSensitiveContext.",
+                    job.name,
+                    self.seconds or 0.0,
+                    home.name,
+                    f"{holder.name}()" if holder is not None else "sync code outside asgibridge",
+                    held,
+                )
+
+
+_watchdog = _Watchdog()
+
+
+def set_lane_watchdog(seconds: float | None) -> None:
+    """Warn when a thread-sensitive call waits longer than ``seconds`` for its lane.
+
+    ``None`` turns the warning off. The default is 10 seconds.
+    """
+    if seconds is not None and (not isinstance(seconds, (int, float)) or seconds <= 0):
+        raise ValueError(f"seconds must be a positive number or None, got {seconds!r}")
+    _watchdog.seconds = None if seconds is None else float(seconds)

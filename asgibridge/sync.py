@@ -1,0 +1,481 @@
+"""asgiref-compatible ``sync_to_async`` / ``async_to_sync``, on the asgibridge scheduler core.
+
+Replacing ``from asgiref.sync import ...`` with ``from asgibridge.sync import ...``
+changes nothing but speed: same names, same signatures, same rules (U1-U5):
+
+* thread-sensitive calls run on the outermost sync thread when there is one,
+  otherwise on one thread per :class:`ThreadSensitiveContext`, otherwise on
+  one process-wide thread;
+* context variables flow into the call and back out of it;
+* ``async_to_sync`` refuses to run on a thread with a running event loop, and
+  nested sync -> async -> sync -> async calls reuse the outer loop.
+
+Where it is faster, and why:
+
+* ``async_to_sync`` from a plain thread runs the coroutine on a loop cached
+  for that thread (no new thread, no ``asyncio.run``), and the thread-sensitive
+  calls it makes run in a greenlet on that same thread;
+* thread hand-offs use one inbox per thread and one ``call_soon_threadsafe``
+  back, with no ``concurrent.futures.Future`` per call;
+* ``ThreadSensitiveContext`` borrows a parked thread instead of creating one.
+
+And one addition, greenlet mode (U6): ``sync_to_async(f, executor="greenlet")``
+runs ``f`` in a pooled greenlet on the event loop's own thread; inside it,
+``async_to_sync`` switches back to the loop without any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import sys
+import warnings
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Executor
+from typing import Any, Generic, Literal, TypeVar, overload
+
+if sys.version_info >= (3, 10):
+    from typing import ParamSpec
+else:  # pragma: no cover
+    from typing_extensions import ParamSpec
+
+from ._core import (
+    GREENLET_HOME,
+    HOME,
+    ExecutorTarget,
+    Job,
+    ThreadHome,
+    apply_context,
+    await_in_greenlet,
+    close_default_scheduler,
+    default_scheduler,
+    in_bridge_greenlet,
+    portal_call,
+    run_in_greenlet,
+    run_job_async,
+    run_on_thread_loop,
+    set_lane_watchdog,
+    thread_state,
+)
+from ._core._threads import Lane
+from .errors import SchedulerError
+
+__all__ = [
+    "AsyncToSync",
+    "SyncToAsync",
+    "ThreadSensitiveContext",
+    "async_to_sync",
+    "iscoroutinefunction",
+    "markcoroutinefunction",
+    "set_lane_watchdog",
+    "shutdown",
+    "sync_to_async",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+_get_running_loop = asyncio._get_running_loop
+
+if hasattr(inspect, "markcoroutinefunction"):  # Python 3.12+
+    iscoroutinefunction = inspect.iscoroutinefunction
+    markcoroutinefunction: Callable[[_F], _F] = inspect.markcoroutinefunction
+else:  # pragma: no cover - Python 3.10 / 3.11
+
+    def iscoroutinefunction(func: object) -> bool:
+        """``inspect.iscoroutinefunction`` that also honours :func:`markcoroutinefunction`."""
+        return inspect.iscoroutinefunction(func) or (
+            getattr(func, "_is_coroutine", None) is asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+        )
+
+    def markcoroutinefunction(func: _F) -> _F:
+        """Mark ``func`` so :func:`iscoroutinefunction` reports True (a shim for 3.12's)."""
+        func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+        return func
+
+
+#: The ThreadSensitiveContext in force for this task, if any.
+_TSC: contextvars.ContextVar[ThreadSensitiveContext | None] = contextvars.ContextVar(
+    "asgibridge_thread_sensitive_context", default=None
+)
+
+
+def _loop_running_here() -> bool:
+    if _get_running_loop() is not None:
+        return True
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            return False
+        return True
+    return False
+
+
+def _with_exc(fn: Callable[..., _R], exc: BaseException) -> Callable[..., _R]:
+    """Run ``fn`` inside an ``except`` block for ``exc``, so ``sys.exc_info()`` matches the caller's."""
+
+    def call(*args: Any, **kwargs: Any) -> _R:
+        try:
+            raise exc
+        except BaseException:
+            return fn(*args, **kwargs)
+
+    return call
+
+
+class AsyncToSync(Generic[_P, _R]):
+    """Turns an awaitable callable into a sync callable. Use through :func:`async_to_sync`.
+
+    Where the coroutine runs, in order:
+
+    1. inside a greenlet started by ``sync_to_async(..., executor="greenlet")``:
+       on that greenlet's loop, by switching to it (no thread involved);
+    2. inside a thread started by ``sync_to_async``: on the loop that started
+       it, while this thread serves thread-sensitive calls the coroutine makes;
+    3. anywhere else: on a loop cached for this thread.
+
+    With ``force_new_loop=True`` case 2 is skipped. Raises ``RuntimeError``
+    (a :class:`~asgibridge.errors.SchedulerError`) when called on a thread
+    that is running an event loop outside a bridge greenlet.
+    """
+
+    def __init__(
+        self,
+        awaitable: Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]],
+        force_new_loop: bool = False,
+    ) -> None:
+        if not callable(awaitable) or (
+            not iscoroutinefunction(awaitable)
+            and not iscoroutinefunction(getattr(awaitable, "__call__", awaitable))
+        ):
+            warnings.warn("async_to_sync was passed a non-async-marked callable", stacklevel=2)
+        self.awaitable = awaitable
+        try:
+            self.__self__ = self.awaitable.__self__  # type: ignore[union-attr]
+        except AttributeError:
+            pass
+        self.force_new_loop = force_new_loop
+        functools.update_wrapper(self, awaitable)  # type: ignore[arg-type]
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        __traceback_hide__ = True
+        fn = self.awaitable
+        if in_bridge_greenlet():
+            if self.force_new_loop:
+                return await_in_greenlet(  # type: ignore[no-any-return]
+                    _run_in_pool_thread_loop(fn, args, kwargs)
+                )
+            return await_in_greenlet(_greenlet_call(fn, args, kwargs))
+        if _loop_running_here():
+            raise SchedulerError(
+                "You cannot use AsyncToSync in the same thread as an async event loop - "
+                "just await the async function directly. (To call async code from sync code "
+                "that runs on the loop's thread, start that sync code with "
+                "sync_to_async(func, executor='greenlet').)"
+            )
+        state = thread_state()
+        job = state.job
+        if job is not None and not self.force_new_loop:
+            ref = job.ref
+            if ref is not None and not ref.is_closed():
+                return portal_call(ref, fn, args, kwargs, job)  # type: ignore[no-any-return]
+        return run_on_thread_loop(fn, args, kwargs)  # type: ignore[no-any-return]
+
+    def __get__(self, parent: Any, objtype: Any) -> Callable[_P, _R]:
+        """Bind as a method."""
+        func = functools.partial(self.__call__, parent)
+        return functools.update_wrapper(func, self.awaitable)  # type: ignore[return-value]
+
+
+async def _greenlet_call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    return await fn(*args, **kwargs)
+
+
+async def _run_in_pool_thread_loop(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    job = Job(run_on_thread_loop, (fn, args, kwargs), {}, contextvars.copy_context())
+    return await run_job_async(job, default_scheduler().pool)
+
+
+class SyncToAsync(Generic[_P, _R]):
+    """Turns a sync callable into an awaitable one. Use through :func:`sync_to_async`.
+
+    ``thread_sensitive=True`` (the default) runs the callable on one shared
+    thread: the outermost sync thread if there is one (under
+    ``async_to_sync``), else the thread of the enclosing
+    :class:`ThreadSensitiveContext`, else one process-wide thread.
+    ``thread_sensitive=False`` runs it on a bounded thread pool, or on
+    ``executor`` when given. ``executor="greenlet"`` runs it in a greenlet on
+    the event loop's thread (greenlet mode, U6): it must not block, except
+    through ``async_to_sync`` which switches back to the loop.
+
+    Raises ``TypeError`` for a coroutine function, or for an executor object
+    combined with ``thread_sensitive=True``.
+    """
+
+    def __init__(
+        self,
+        func: Callable[_P, _R],
+        thread_sensitive: bool = True,
+        executor: Executor | Literal["greenlet"] | None = None,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        if (
+            not callable(func)
+            or iscoroutinefunction(func)
+            or iscoroutinefunction(getattr(func, "__call__", func))
+        ):
+            raise TypeError("sync_to_async can only be applied to sync functions.")
+        greenlet_mode = False
+        if isinstance(executor, str):
+            if executor != "greenlet":
+                raise TypeError(
+                    f"executor must be a concurrent.futures.Executor, 'greenlet' or None, "
+                    f"not {executor!r}"
+                )
+            greenlet_mode = True
+            executor = None
+        elif executor is not None:
+            if not isinstance(executor, Executor):
+                raise TypeError(
+                    "executor must be a concurrent.futures.Executor, 'greenlet' or None, "
+                    f"not {type(executor).__name__}"
+                )
+            if thread_sensitive:
+                raise TypeError("executor must not be set when thread_sensitive is True")
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.context = context
+        self._thread_sensitive = thread_sensitive
+        self._greenlet = greenlet_mode
+        self._executor = ExecutorTarget(executor) if executor is not None else None
+        markcoroutinefunction(self)
+        try:
+            self.__self__ = func.__self__  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+
+    async def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        __traceback_hide__ = True
+        func: Callable[..., _R] = self.func
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            func = _with_exc(func, exc)
+        if self._greenlet:
+            return await self._call_in_greenlet(func, args, kwargs)
+        if self._thread_sensitive:
+            home = HOME.get()
+            if home is None:
+                target: Any = _thread_sensitive_target()
+            elif home is GREENLET_HOME:
+                return await self._call_in_greenlet(func, args, kwargs)
+            else:
+                target = home
+        else:
+            target = self._executor or default_scheduler().pool
+        context = self.context
+        ctx = contextvars.copy_context() if context is None else context
+        job = Job(func, args, kwargs, ctx)
+        try:
+            return await run_job_async(job, target)  # type: ignore[no-any-return]
+        finally:
+            if context is None and job.started:
+                apply_context(ctx)
+
+    async def _call_in_greenlet(
+        self, func: Callable[..., _R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _R:
+        if self.context is not None:
+            return await run_in_greenlet(self.context.run, _with_home, func, args, kwargs)
+        token = HOME.set(GREENLET_HOME)
+        try:
+            return await run_in_greenlet(func, *args, **kwargs)
+        finally:
+            HOME.reset(token)
+
+    def __get__(self, parent: Any, objtype: Any) -> Callable[_P, Coroutine[Any, Any, _R]]:
+        """Bind as a method."""
+        func = functools.partial(self.__call__, parent)
+        return functools.update_wrapper(func, self.func)  # type: ignore[return-value]
+
+
+def _with_home(func: Callable[..., _R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> _R:
+    token = HOME.set(GREENLET_HOME)
+    try:
+        return func(*args, **kwargs)
+    finally:
+        HOME.reset(token)
+
+
+def _thread_sensitive_target() -> ThreadHome:
+    tsc = _TSC.get()
+    if tsc is None:
+        return default_scheduler().default_lane()
+    return tsc._target()
+
+
+class ThreadSensitiveContext:
+    """Async context manager: thread-sensitive calls inside it share one thread of their own.
+
+    Django enters one per request so that requests do not queue behind each
+    other on the single process-wide thread. Only the outermost context takes
+    effect, unless ``executor`` is given: then the block uses that executor
+    (which must run one call at a time on one thread) even inside another
+    context or an ``async_to_sync`` call, and the caller keeps ownership of it.
+
+    The thread is borrowed from a pool of parked threads when the first
+    thread-sensitive call needs it, and returned on exit once the calls
+    already queued on it have run. Thread-sensitive calls made by tasks that
+    outlive the block raise ``RuntimeError``.
+    """
+
+    def __init__(self, *, executor: Executor | None = None) -> None:
+        if executor is not None and not isinstance(executor, Executor):
+            raise TypeError(
+                f"executor must be a concurrent.futures.Executor, not {type(executor).__name__}"
+            )
+        self._executor = executor
+        self._lane: Lane | None = None
+        self._foreign: ExecutorTarget | None = None
+        self._token: contextvars.Token[ThreadSensitiveContext | None] | None = None
+        self._home_token: contextvars.Token[Any] | None = None
+        self._exited = False
+
+    def _target(self) -> Any:
+        if self._exited:
+            raise SchedulerError(
+                "ThreadSensitiveContext has exited. Tasks created inside it must finish "
+                "before it exits; await them inside the 'async with' block."
+            )
+        if self._executor is not None:
+            if self._foreign is None:
+                self._foreign = ExecutorTarget(self._executor)
+            return self._foreign
+        lane = self._lane
+        if lane is None:
+            lane = self._lane = default_scheduler().lanes.acquire()
+        return lane
+
+    async def __aenter__(self) -> ThreadSensitiveContext:
+        if self._executor is not None:
+            if self._token is not None:
+                raise RuntimeError("ThreadSensitiveContext is already entered")
+            if self._exited:
+                raise RuntimeError(
+                    "ThreadSensitiveContext with an executor cannot be entered again"
+                )
+            self._token = _TSC.set(self)
+            # Calls in this block go to the executor, not to an enclosing sync thread.
+            self._home_token = HOME.set(None)
+        elif _TSC.get() is None:
+            self._token = _TSC.set(self)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        token = self._token
+        if token is None:
+            return
+        self._token = None
+        if self._home_token is not None:
+            HOME.reset(self._home_token)
+            self._home_token = None
+        _TSC.reset(token)
+        self._exited = True
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            default_scheduler().lanes.release(lane)
+        if self._executor is None:
+            # A context without an executor may be entered again, with a new thread.
+            self._exited = False
+
+
+@overload
+def async_to_sync(
+    *, force_new_loop: bool = False
+) -> Callable[
+    [Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]]], Callable[_P, _R]
+]: ...
+
+
+@overload
+def async_to_sync(
+    awaitable: Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]],
+    *,
+    force_new_loop: bool = False,
+) -> Callable[_P, _R]: ...
+
+
+def async_to_sync(
+    awaitable: Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]] | None = None,
+    *,
+    force_new_loop: bool = False,
+) -> Any:
+    """Make an async callable callable from sync code; usable as a decorator.
+
+    ``async_to_sync(coro_fn)(*args)`` runs ``await coro_fn(*args)`` and returns
+    its result, raising its exception with the traceback intact. See
+    :class:`AsyncToSync` for where it runs. Context variable changes made by
+    the coroutine are visible to the caller afterwards.
+    """
+    if awaitable is None:
+        return lambda f: AsyncToSync(f, force_new_loop=force_new_loop)
+    return AsyncToSync(awaitable, force_new_loop=force_new_loop)
+
+
+@overload
+def sync_to_async(
+    *,
+    thread_sensitive: bool = True,
+    executor: Executor | Literal["greenlet"] | None = None,
+    context: contextvars.Context | None = None,
+) -> Callable[[Callable[_P, _R]], Callable[_P, Coroutine[Any, Any, _R]]]: ...
+
+
+@overload
+def sync_to_async(
+    func: Callable[_P, _R],
+    *,
+    thread_sensitive: bool = True,
+    executor: Executor | Literal["greenlet"] | None = None,
+    context: contextvars.Context | None = None,
+) -> Callable[_P, Coroutine[Any, Any, _R]]: ...
+
+
+def sync_to_async(
+    func: Callable[_P, _R] | None = None,
+    *,
+    thread_sensitive: bool = True,
+    executor: Executor | Literal["greenlet"] | None = None,
+    context: contextvars.Context | None = None,
+) -> Any:
+    """Make a sync callable awaitable; usable as a decorator.
+
+    :param thread_sensitive: run on one shared thread (see :class:`SyncToAsync`).
+    :param executor: a ``concurrent.futures.Executor`` (requires
+        ``thread_sensitive=False``), or ``"greenlet"`` for greenlet mode.
+    :param context: run in this ``contextvars.Context`` instead of a copy of
+        the caller's; changes then stay in it.
+    :raises TypeError: ``func`` is a coroutine function, or the options conflict.
+    """
+    if func is None:
+        return lambda f: SyncToAsync(
+            f, thread_sensitive=thread_sensitive, executor=executor, context=context
+        )
+    return SyncToAsync(func, thread_sensitive=thread_sensitive, executor=executor, context=context)
+
+
+def shutdown(timeout: float | None = 5.0) -> None:
+    """Stop the process-wide worker threads ``sync_to_async`` started.
+
+    They start again on next use. Calling this is optional: the threads are
+    daemons and never delay interpreter exit.
+    """
+    close_default_scheduler(timeout)
