@@ -34,19 +34,13 @@ import sys
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
-from typing import Any, Generic, Literal, TypeVar, overload
-
-if sys.version_info >= (3, 10):
-    from typing import ParamSpec
-else:  # pragma: no cover
-    from typing_extensions import ParamSpec
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from ._core import (
     GREENLET_HOME,
     HOME,
     ExecutorTarget,
     Job,
-    ThreadHome,
     apply_context,
     await_in_greenlet,
     close_default_scheduler,
@@ -80,7 +74,7 @@ _R = TypeVar("_R")
 
 _get_running_loop = asyncio._get_running_loop
 
-if hasattr(inspect, "markcoroutinefunction"):  # Python 3.12+
+if sys.version_info >= (3, 12):
     iscoroutinefunction = inspect.iscoroutinefunction
     markcoroutinefunction: Callable[[_F], _F] = inspect.markcoroutinefunction
 else:  # pragma: no cover - Python 3.10 / 3.11
@@ -151,7 +145,7 @@ class AsyncToSync(Generic[_P, _R]):
     ) -> None:
         if not callable(awaitable) or (
             not iscoroutinefunction(awaitable)
-            and not iscoroutinefunction(getattr(awaitable, "__call__", awaitable))
+            and not iscoroutinefunction(getattr(awaitable, "__call__", awaitable))  # noqa: B004
         ):
             warnings.warn("async_to_sync was passed a non-async-marked callable", stacklevel=2)
         self.awaitable = awaitable
@@ -160,17 +154,17 @@ class AsyncToSync(Generic[_P, _R]):
         except AttributeError:
             pass
         self.force_new_loop = force_new_loop
-        functools.update_wrapper(self, awaitable)  # type: ignore[arg-type]
+        functools.update_wrapper(self, awaitable)
 
     def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         __traceback_hide__ = True
         fn = self.awaitable
         if in_bridge_greenlet():
             if self.force_new_loop:
-                return await_in_greenlet(  # type: ignore[no-any-return]
-                    _run_in_pool_thread_loop(fn, args, kwargs)
-                )
-            return await_in_greenlet(_greenlet_call(fn, args, kwargs))
+                result: _R = await_in_greenlet(_run_in_pool_thread_loop(fn, args, kwargs))
+                return result
+            result = await_in_greenlet(_greenlet_call(fn, args, kwargs))
+            return result
         if _loop_running_here():
             raise SchedulerError(
                 "You cannot use AsyncToSync in the same thread as an async event loop - "
@@ -189,7 +183,7 @@ class AsyncToSync(Generic[_P, _R]):
     def __get__(self, parent: Any, objtype: Any) -> Callable[_P, _R]:
         """Bind as a method."""
         func = functools.partial(self.__call__, parent)
-        return functools.update_wrapper(func, self.awaitable)  # type: ignore[return-value]
+        return functools.update_wrapper(func, self.awaitable)
 
 
 async def _greenlet_call(
@@ -231,7 +225,7 @@ class SyncToAsync(Generic[_P, _R]):
         if (
             not callable(func)
             or iscoroutinefunction(func)
-            or iscoroutinefunction(getattr(func, "__call__", func))
+            or iscoroutinefunction(getattr(func, "__call__", func))  # noqa: B004
         ):
             raise TypeError("sync_to_async can only be applied to sync functions.")
         greenlet_mode = False
@@ -304,7 +298,7 @@ class SyncToAsync(Generic[_P, _R]):
     def __get__(self, parent: Any, objtype: Any) -> Callable[_P, Coroutine[Any, Any, _R]]:
         """Bind as a method."""
         func = functools.partial(self.__call__, parent)
-        return functools.update_wrapper(func, self.func)  # type: ignore[return-value]
+        return functools.update_wrapper(func, self.func)
 
 
 def _with_home(func: Callable[..., _R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> _R:
@@ -315,7 +309,7 @@ def _with_home(func: Callable[..., _R], args: tuple[Any, ...], kwargs: dict[str,
         HOME.reset(token)
 
 
-def _thread_sensitive_target() -> ThreadHome:
+def _thread_sensitive_target() -> Any:
     tsc = _TSC.get()
     if tsc is None:
         return default_scheduler().default_lane()

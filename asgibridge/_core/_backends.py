@@ -27,7 +27,6 @@ from ..errors import SchedulerError
 __all__ = ["LoopRef", "current_loop_ref"]
 
 _get_running_loop = asyncio._get_running_loop
-_PY311 = sys.version_info >= (3, 11)
 
 
 class LoopRef:
@@ -66,7 +65,7 @@ def _start_asyncio_task(
     args: tuple[Any, ...],
     context: contextvars.Context,
 ) -> None:
-    if _PY311:
+    if sys.version_info >= (3, 11):
         loop.create_task(coro_fn(*args), context=context)
     else:  # pragma: no cover - 3.10 copies the context it is created in
         context.run(loop.create_task, coro_fn(*args))
@@ -100,7 +99,7 @@ def current_loop_ref() -> LoopRef:
                 loop._asgibridge_ref = ref  # type: ignore[attr-defined]
             except AttributeError:  # pragma: no cover - exotic loop with __slots__
                 pass
-        return ref  # type: ignore[no-any-return]
+        return ref
     trio = sys.modules.get("trio")
     if trio is not None:
         try:

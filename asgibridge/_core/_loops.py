@@ -39,8 +39,6 @@ from ._threads import GREENLET_HOME, HOME, apply_context, portal_call
 
 __all__ = ["BackgroundLoop", "run_on_thread_loop"]
 
-_PY311 = sys.version_info >= (3, 11)
-
 
 class _LoopCloser:
     """Closes a thread's cached loop when the thread's locals are dropped (thread exit)."""
@@ -110,7 +108,7 @@ def run_on_thread_loop(
     loop = thread_loop()
     ctx = contextvars.copy_context()
     coro = _thread_loop_main(fn, args, kwargs)
-    if _PY311:
+    if sys.version_info >= (3, 11):
         task = loop.create_task(coro, context=ctx)
     else:  # pragma: no cover
         task = ctx.run(loop.create_task, coro)

@@ -191,7 +191,7 @@ def _serve_until(state: _State, marker: object) -> tuple[Any, ...]:
             run_job(msg, state)
         elif msg.__class__ is tuple:
             if msg[0] is marker:
-                return msg  # type: ignore[no-any-return]
+                return msg
             stash[msg[0]] = msg
         # anything else (a stray stop or release signal) is not for this frame
 
@@ -220,7 +220,7 @@ class ThreadHome:
                 "Call async code from thread-sensitive sync code with async_to_sync(), which "
                 "keeps the thread free to serve such calls, or pass thread_sensitive=False."
             )
-        if self.busy_job is not None:
+        if self.busy_job is not None or not self.inbox.empty():
             _watchdog.watch(job, self)
         self.inbox.put(job)
 
