@@ -50,6 +50,7 @@ from ._core import (
     run_in_greenlet,
     run_job_async,
     run_on_thread_loop,
+    set_greenlet_hold_warning,
     set_lane_watchdog,
     thread_state,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "async_to_sync",
     "iscoroutinefunction",
     "markcoroutinefunction",
+    "set_greenlet_hold_warning",
     "set_lane_watchdog",
     "shutdown",
     "sync_to_async",

@@ -775,3 +775,62 @@ async def test_many_concurrent_calls_all_complete(
             for i in range(200):
                 tg.start_soon(one, i)
     assert sorted(results) == sorted(2**i for i in range(200))
+
+
+async def test_u6_greenlet_holding_the_loop_is_named(anyio_backend: str) -> None:
+    import time
+
+    records: list[logging.LogRecord] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    def hog_the_loop() -> None:
+        time.sleep(0.05)  # blocking outside the bridge: exactly what greenlet mode must not do
+
+    handler = Catch(level=logging.WARNING)
+    logging.getLogger("asgibridge").addHandler(handler)
+    bsync.set_greenlet_hold_warning(0.01)
+    try:
+        await sync_to_async(hog_the_loop, executor="greenlet")()
+        await sync_to_async(int, executor="greenlet")()  # quick: no warning
+    finally:
+        bsync.set_greenlet_hold_warning(0.5)
+        logging.getLogger("asgibridge").removeHandler(handler)
+    assert len(records) == 1
+    assert "hog_the_loop" in records[0].getMessage()
+    with pytest.raises(ValueError, match="positive number"):
+        bsync.set_greenlet_hold_warning(-1)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_fork_child_gets_fresh_threads_and_loops() -> None:
+    out = _run_python(
+        "import asyncio, os, threading, warnings\n"
+        "warnings.simplefilter('ignore', DeprecationWarning)  # fork() with threads alive\n"
+        "from asgibridge.sync import sync_to_async, async_to_sync, ThreadSensitiveContext\n"
+        "def name(): return threading.current_thread().name\n"
+        "async def main():\n"
+        "    a = await sync_to_async(name)()\n"
+        "    b = await sync_to_async(name, thread_sensitive=False)()\n"
+        "    async with ThreadSensitiveContext():\n"
+        "        c = await sync_to_async(name)()\n"
+        "    return a, b, c\n"
+        "async def one(): return 1\n"
+        "parent = asyncio.run(main())\n"
+        "assert async_to_sync(one)() == 1\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    try:\n"
+        "        child = asyncio.run(asyncio.wait_for(main(), 10))\n"
+        "        ok = async_to_sync(one)() == 1 and all(n.startswith('asgibridge-') for n in child)\n"
+        "        os._exit(0 if ok else 3)\n"
+        "    except BaseException:\n"
+        "        import traceback; traceback.print_exc()\n"
+        "        os._exit(4)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "print(os.waitstatus_to_exitcode(status))\n",
+        timeout=30,
+    )
+    assert out.strip() == "0"

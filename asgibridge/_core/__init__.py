@@ -10,7 +10,12 @@ import os
 import threading
 
 from ._backends import LoopRef, current_loop_ref
-from ._greenlets import await_in_greenlet, in_bridge_greenlet, run_in_greenlet
+from ._greenlets import (
+    await_in_greenlet,
+    in_bridge_greenlet,
+    run_in_greenlet,
+    set_greenlet_hold_warning,
+)
 from ._loops import BackgroundLoop, run_on_thread_loop
 from ._threads import (
     GREENLET_HOME,
@@ -50,6 +55,7 @@ __all__ = [
     "run_in_greenlet",
     "run_job_async",
     "run_on_thread_loop",
+    "set_greenlet_hold_warning",
     "set_lane_watchdog",
     "thread_state",
 ]

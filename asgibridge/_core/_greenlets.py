@@ -27,13 +27,21 @@ can recognise them.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from greenlet import getcurrent, greenlet
 
-__all__ = ["BridgeGreenlet", "await_in_greenlet", "in_bridge_greenlet", "run_in_greenlet"]
+__all__ = [
+    "BridgeGreenlet",
+    "await_in_greenlet",
+    "in_bridge_greenlet",
+    "run_in_greenlet",
+    "set_greenlet_hold_warning",
+]
 
 _R = TypeVar("_R")
 
@@ -46,6 +54,39 @@ _THROW = 4
 
 #: How many parked greenlets a thread keeps for reuse.
 POOL_LIMIT = 512
+
+logger = logging.getLogger("asgibridge")
+
+
+class _Settings:
+    #: Warn when one greenlet holds the loop longer than this many seconds (None: never).
+    hold_warning: float | None = 0.5
+
+
+settings = _Settings()
+
+
+def set_greenlet_hold_warning(seconds: float | None) -> None:
+    """Warn when a greenlet-mode call runs longer than ``seconds`` without yielding the loop.
+
+    Such a call blocks every other task on the loop, usually because it does
+    blocking I/O outside the bridge. ``None`` turns the warning off; the
+    default is 0.5 seconds.
+    """
+    if seconds is not None and (not isinstance(seconds, (int, float)) or seconds <= 0):
+        raise ValueError(f"seconds must be a positive number or None, got {seconds!r}")
+    settings.hold_warning = None if seconds is None else float(seconds)
+
+
+def _held_too_long(fn: Callable[..., Any], held: float) -> None:
+    logger.warning(
+        "greenlet-mode call %s() held the event loop for %.3fs without yielding; every other "
+        "task waited meanwhile. It blocks outside the bridge (socket I/O, time.sleep, a "
+        "blocking driver?): run it in thread mode (executor='thread' / thread_sensitive), or "
+        "make its waits go through async_to_sync.",
+        getattr(fn, "__qualname__", fn),
+        held,
+    )
 
 
 class BridgeGreenlet(greenlet):  # type: ignore[misc]
@@ -96,16 +137,23 @@ async def run_in_greenlet(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _
     current = getcurrent()
     g.driver = current
     g.gr_context = current.gr_context
+    limit = settings.hold_warning
+    clock = time.perf_counter
     try:
+        start = clock()
         msg = g.switch((fn, args, kwargs))
         while True:
+            if limit is not None and clock() - start > limit:
+                _held_too_long(fn, clock() - start)
             tag, value = msg
             if tag == _AWAIT:
                 try:
                     result = await value
                 except BaseException as exc:
+                    start = clock()
                     msg = g.switch((_THROW, exc))
                 else:
+                    start = clock()
                     msg = g.switch((_VALUE, result))
                 continue
             if tag == _DONE:
