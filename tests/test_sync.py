@@ -41,6 +41,17 @@ var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset"
 WAIT = 10.0  # upper bound for any event wait in this file
 
 
+#: Every way sync_to_async can run a function.
+ALL_MODES = pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({}, id="thread_sensitive"),
+        pytest.param({"thread_sensitive": False}, id="pool"),
+        pytest.param({"executor": "greenlet"}, id="greenlet"),
+    ],
+)
+
+
 def thread_name() -> str:
     return threading.current_thread().name
 
@@ -301,14 +312,7 @@ def _set_var(value: str) -> str:
     return before
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        pytest.param({}, id="thread_sensitive"),
-        pytest.param({"thread_sensitive": False}, id="pool"),
-        pytest.param({"executor": "greenlet"}, id="greenlet"),
-    ],
-)
+@ALL_MODES
 async def test_u3_context_flows_both_ways_sync_to_async(
     anyio_backend: str, kwargs: dict[str, Any]
 ) -> None:
@@ -410,14 +414,7 @@ def _raise_boom() -> None:
     raise Boom("from sync")
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        pytest.param({}, id="thread_sensitive"),
-        pytest.param({"thread_sensitive": False}, id="pool"),
-        pytest.param({"executor": "greenlet"}, id="greenlet"),
-    ],
-)
+@ALL_MODES
 async def test_u5_exceptions_propagate_with_traceback(
     anyio_backend: str, kwargs: dict[str, Any]
 ) -> None:

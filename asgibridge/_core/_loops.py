@@ -35,7 +35,7 @@ from typing import Any
 
 from ..errors import SchedulerError
 from ._backends import LoopRef
-from ._threads import GREENLET_HOME, HOME, apply_context, portal_call
+from ._threads import GREENLET_HOME, HOME, apply_context, outcome_of, portal_call
 
 __all__ = ["BackgroundLoop", "run_on_thread_loop"]
 
@@ -88,12 +88,7 @@ async def _thread_loop_main(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[bool, Any, contextvars.Context]:
     token = HOME.set(GREENLET_HOME)
-    try:
-        value = await fn(*args, **kwargs)
-        ok = True
-    except BaseException as exc:
-        value = exc
-        ok = False
+    ok, value = await outcome_of(fn, args, kwargs)
     HOME.reset(token)
     return ok, value, contextvars.copy_context()
 

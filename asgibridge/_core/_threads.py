@@ -531,6 +531,16 @@ async def run_job_async(job: Job, target: Any) -> Any:
 _markers = itertools.count()
 
 
+async def outcome_of(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[bool, Any]:
+    """``await fn(*args, **kwargs)`` as ``(True, result)`` or ``(False, exception)``."""
+    try:
+        return True, await fn(*args, **kwargs)
+    except BaseException as exc:
+        return False, exc
+
+
 async def _portal_main(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -546,12 +556,7 @@ async def _portal_main(
             if job is not None:
                 task = asyncio.current_task()
                 job.cancel_nested = task.cancel if task is not None else None
-            try:
-                value = await fn(*args, **kwargs)
-                ok = True
-            except BaseException as exc:
-                value = exc
-                ok = False
+            ok, value = await outcome_of(fn, args, kwargs)
         else:
             import trio
 
@@ -559,12 +564,7 @@ async def _portal_main(
             # awaiting side a scope to cancel (U5: cancellation reaches the sync code).
             with trio.CancelScope() as scope:
                 job.cancel_nested = scope.cancel
-                try:
-                    value = await fn(*args, **kwargs)
-                    ok = True
-                except BaseException as exc:
-                    value = exc
-                    ok = False
+                ok, value = await outcome_of(fn, args, kwargs)
     finally:
         HOME.reset(token)
         if job is not None:
