@@ -300,8 +300,15 @@ class LanePool:
         return lane
 
     def release(self, lane: Lane) -> None:
-        """Give ``lane`` back once every job already queued on it has run."""
-        lane.inbox.put(_RELEASE)
+        """Give ``lane`` back once every job already queued on it has run.
+
+        An idle lane goes straight back to the pool (no wake-up of its thread);
+        a busy one is told to return itself after its queued jobs.
+        """
+        if lane.busy_job is None and lane.inbox.empty():
+            self._release(lane)
+        else:
+            lane.inbox.put(_RELEASE)
 
     def _release(self, lane: Lane) -> None:
         with self._lock:
