@@ -5,6 +5,7 @@ Public names only; everything else lives in private modules.
 
 from __future__ import annotations
 
+from .asgi import AsgiToWsgi
 from .errors import (
     AppProtocolError,
     BridgeError,
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AppProtocolError",
+    "AsgiToWsgi",
     "AsyncToSync",
     "BridgeError",
     "ClientDisconnected",

@@ -1,0 +1,550 @@
+"""``AsgiToWsgi``: serve an ASGI 3 application from any WSGI server.
+
+Theory of operation
+-------------------
+All requests and the lifespan run on one asyncio loop on a background
+thread (:class:`~asgibridge._core.BackgroundLoop`), started lazily by the
+first request or by :meth:`AsgiToWsgi.start`. Each WSGI call becomes one
+ASGI task on that loop; see :mod:`asgibridge._asgi_exchange` for how a
+request crosses between the two threads with two wake-ups.
+
+Process life (rules A1, A2)
+    Startup runs once per process before the first request is dispatched.
+    After ``os.fork()`` the child forgets the parent's loop and lifespan (an
+    ``os.register_at_fork`` hook), so the first request in each gunicorn,
+    uWSGI or Passenger worker starts a fresh loop and runs startup again,
+    even when the parent had started the bridge before forking
+    (``--preload``). Shutdown runs on :meth:`AsgiToWsgi.close`, from an
+    ``atexit`` hook at interpreter exit (which is also how a gunicorn worker
+    ends), and from the context manager.
+
+Failed startup
+    The cause is logged once, with its traceback, on the
+    ``asgibridge.asgi`` logger; :meth:`AsgiToWsgi.start` raises
+    :class:`~asgibridge.errors.LifespanError`, and every request is answered
+    with 500 without reaching the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextvars
+import logging
+import os
+import sys
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Literal
+
+from ._asgi_exchange import (
+    END,
+    ASGIApp,
+    Exchange,
+    Failure,
+    FileBody,
+    PathSend,
+    ResponseBody,
+    status_line,
+    wsgi_headers,
+)
+from ._asgi_lifespan import LifespanRunner, Outcome
+from ._core import BackgroundLoop
+from ._core._threads import current_home, thread_state
+from ._environ import environ_to_scope
+from .errors import LifespanError, SchedulerError
+
+__all__ = ["AsgiToWsgi"]
+
+logger = logging.getLogger("asgibridge.asgi")
+
+StartResponse = Callable[..., Callable[[bytes], object]]
+
+_NEW, _READY, _FAILED, _CLOSED = "new", "ready", "failed", "closed"
+
+# Every bridge, for the at-fork hook; and the started ones, held strongly so
+# that a bridge nobody closed still gets its lifespan shutdown at exit.
+_bridges: weakref.WeakSet[AsgiToWsgi] = weakref.WeakSet()
+_started: set[AsgiToWsgi] = set()
+
+
+def _after_fork_in_child() -> None:
+    for bridge in list(_bridges):
+        bridge._forget_parent()
+
+
+def _at_exit() -> None:
+    for bridge in list(_started):
+        if bridge._status != _NEW and bridge._pid == os.getpid():
+            try:
+                bridge.close()
+            except Exception:  # pragma: no cover - best effort at exit
+                logger.exception("closing %r at interpreter exit failed", bridge)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_at_exit)
+
+
+def _not_started(*args: Any) -> None:
+    raise RuntimeError("the bridge's event loop is not running in this process")
+
+
+def _check_timeout(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
+    return float(value)
+
+
+def _check_count(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    body = text.encode("utf-8")
+    start_response(
+        status,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+class AsgiToWsgi:
+    """A PEP 3333 (WSGI) application that runs an ASGI 3 application.
+
+    ::
+
+        from asgibridge import AsgiToWsgi
+        from myproject import app          # FastAPI, Starlette, Django ASGI, ...
+
+        wsgi_app = AsgiToWsgi(app)         # gunicorn myproject.wsgi:wsgi_app
+
+    :param app: the ASGI 3 application (``async def app(scope, receive, send)``).
+    :param lifespan: ``"auto"`` (default) runs the lifespan protocol and
+        carries on without it if the app raises before asking for
+        ``lifespan.startup``, or returns without answering it (logged at
+        INFO); ``"on"`` makes that fatal; ``"off"`` never sends lifespan
+        events. A ``lifespan.startup.failed`` answer, an exception raised
+        after receiving ``lifespan.startup``, or no answer within
+        ``startup_timeout`` is fatal in both ``"auto"`` and ``"on"``.
+    :param loop: a :class:`~asgibridge._core.BackgroundLoop` to share with
+        other components. By default the bridge creates its own, and
+        :meth:`close` stops it; a loop passed in is never closed by the bridge.
+    :param startup_timeout: seconds to wait for ``lifespan.startup`` to be
+        answered (default 60; ``None`` waits forever).
+    :param shutdown_timeout: seconds :meth:`close` waits for requests still
+        running (including their background work) and then, separately, for
+        ``lifespan.shutdown`` to be answered (default 30; ``None`` waits
+        forever).
+    :param background_timeout: after a response is complete, the app's task
+        may keep running (Starlette ``BackgroundTasks``). By default (``None``)
+        it runs to completion; with a number of seconds, work still running
+        that long after the response ended is cancelled and logged.
+    :param send_buffer: how many response body messages may wait between
+        the app and the WSGI server (default 16). When that many are queued,
+        the app's ``send()`` waits until the server has taken half of them.
+    :param read_chunk_size: bytes per ``wsgi.input`` read (default 64 KiB). A
+        request body with a ``Content-Length`` up to this size is read before
+        the app starts, so its first ``receive()`` needs no thread hand-off.
+    :param root_path_from_script_name: ``root_path`` is ``SCRIPT_NAME``
+        (default). With ``False`` it is ``""``; ``path`` always includes
+        ``SCRIPT_NAME``.
+
+    :raises ValueError: an option is out of range.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        lifespan: Literal["auto", "on", "off"] = "auto",
+        loop: BackgroundLoop | None = None,
+        startup_timeout: float | None = 60.0,
+        shutdown_timeout: float | None = 30.0,
+        background_timeout: float | None = None,
+        send_buffer: int = 16,
+        read_chunk_size: int = 65536,
+        root_path_from_script_name: bool = True,
+    ) -> None:
+        if not callable(app):
+            raise TypeError(f"app must be an ASGI 3 application (a callable), got {app!r}")
+        if lifespan not in ("auto", "on", "off"):
+            raise ValueError(f"lifespan must be 'auto', 'on' or 'off', got {lifespan!r}")
+        if loop is not None and not isinstance(loop, BackgroundLoop):
+            raise TypeError(f"loop must be an asgibridge BackgroundLoop, got {loop!r}")
+        self.app = app
+        self.lifespan = lifespan
+        self._startup_timeout = _check_timeout("startup_timeout", startup_timeout)
+        self._shutdown_timeout = _check_timeout("shutdown_timeout", shutdown_timeout)
+        self._background_timeout = _check_timeout("background_timeout", background_timeout)
+        self._send_buffer = _check_count("send_buffer", send_buffer, 1)
+        self._read_chunk_size = _check_count("read_chunk_size", read_chunk_size, 1)
+        self._root_path_from_script_name = bool(root_path_from_script_name)
+        self._own_loop = loop is None
+        self._loop = loop if loop is not None else BackgroundLoop("asgibridge-asgi")
+        self._lock = threading.Lock()
+        self._status = _NEW
+        self._pid = 0
+        self._failure: LifespanError | None = None
+        self._state: dict[str, Any] | None = None
+        self._runner: LifespanRunner | None = None
+        self._tasks: set[Any] = set()
+        self._aloop: Any = None
+        self._post: Callable[..., Any] = _not_started
+        self._loop_ident = 0
+        self._launches: deque[Exchange] = deque()
+        self._launch_posted = False
+        _bridges.add(self)
+
+    def __repr__(self) -> str:
+        return f"<AsgiToWsgi app={self.app!r} lifespan={self.lifespan!r} status={self._status}>"
+
+    # ----------------------------------------------------------------- process life
+
+    @property
+    def started(self) -> bool:
+        """True when startup has completed in this process and requests reach the app."""
+        return self._status == _READY and self._pid == os.getpid()
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The lifespan ``state`` dict of this process (``None`` before startup or without lifespan).
+
+        Every request scope gets a shallow copy as ``scope["state"]``.
+        """
+        return self._state
+
+    def start(self) -> None:
+        """Start the loop and run lifespan startup now, instead of at the first request.
+
+        Safe to call from several threads and more than once; only the first
+        call in each process does the work. Call it at import time to make a
+        broken startup fail the deployment (``gunicorn --preload`` then runs
+        startup in the parent, and again in every worker).
+
+        :raises LifespanError: startup failed, timed out or (with
+            ``lifespan="on"``) is not supported by the app; the cause is
+            chained. The same error is raised again by later calls.
+        :raises SchedulerError: the bridge was closed.
+        """
+        if self._status == _READY and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid not in (0, os.getpid()) and self._status != _CLOSED:
+                self._forget_parent(keep_lock=True)  # forked without the at-fork hook
+            status = self._status
+            if status == _READY:
+                return
+            if status == _FAILED:
+                failure = self._failure
+                assert failure is not None
+                raise LifespanError(*failure.args) from failure.__cause__
+            if status == _CLOSED:
+                raise SchedulerError(
+                    "this AsgiToWsgi bridge is closed; create a new one to serve requests again"
+                )
+            ref = self._loop.ref()
+            _started.add(self)
+            self._pid = os.getpid()
+            self._aloop = ref.loop
+            self._post = ref.post
+            thread = self._loop.thread
+            self._loop_ident = (thread.ident or 0) if thread is not None else 0
+            if self.lifespan == "off":
+                self._status = _READY
+                return
+            runner = self._runner = LifespanRunner(self.app)
+            outcome: Outcome = self._loop.call(runner.startup, self._startup_timeout)
+            failure = self._judge_startup(outcome)
+            if failure is None:
+                if outcome.kind == "complete":
+                    self._state = runner.state
+                self._status = _READY
+                return
+            self._failure = failure
+            self._status = _FAILED
+            raise failure
+
+    def _judge_startup(self, outcome: Outcome) -> LifespanError | None:
+        kind = outcome.kind
+        if kind == "complete":
+            logger.debug("ASGI lifespan startup complete (pid %d)", os.getpid())
+            return None
+        if self.lifespan == "auto" and (
+            kind == "returned" or (kind == "raised" and not outcome.received)
+        ):
+            if kind == "raised":
+                logger.info(
+                    "the ASGI app does not support the lifespan protocol (it raised %r on the "
+                    "lifespan scope); continuing without lifespan events. Pass lifespan='off' "
+                    "to skip this check, or lifespan='on' to make it fatal.",
+                    outcome.exc,
+                )
+                logger.debug("lifespan scope raised", exc_info=outcome.exc)
+            else:
+                logger.info(
+                    "the ASGI app returned from the lifespan scope without answering "
+                    "lifespan.startup; continuing without lifespan events"
+                )
+            return None
+        if kind == "failed":
+            text = "ASGI lifespan startup failed"
+            message = outcome.message.strip()
+            if message and (outcome.exc is None or not message.startswith("Traceback")):
+                text += f": {message}"
+        elif kind == "raised":
+            text = f"ASGI lifespan startup raised {outcome.exc!r}"
+        elif kind == "returned":
+            text = (
+                "the ASGI app returned from the lifespan scope without answering "
+                "lifespan.startup (lifespan='on' requires it)"
+            )
+        else:
+            text = (
+                f"ASGI lifespan startup did not finish within startup_timeout="
+                f"{self._startup_timeout}s"
+            )
+        logger.error(
+            "%s. Every request will be answered with 500 Internal Server Error until "
+            "the process is restarted.",
+            text,
+            exc_info=outcome.exc,
+        )
+        error = LifespanError(text)
+        error.__cause__ = outcome.exc
+        return error
+
+    def _forget_parent(self, keep_lock: bool = False) -> None:
+        """In a forked child: the parent's loop, lifespan and tasks do not exist here."""
+        if not keep_lock:  # another thread may have held it at fork time
+            self._lock = threading.Lock()
+        if self._status != _CLOSED:
+            self._status = _NEW
+        self._pid = 0
+        self._failure = None
+        self._state = None
+        self._runner = None
+        self._tasks = set()
+        self._aloop = None
+        self._post = _not_started
+        self._loop_ident = 0
+        self._launches = deque()
+        self._launch_posted = False
+
+    def close(self, timeout: float | None = None) -> None:
+        """Shut down: wait for running requests, run lifespan shutdown, stop the loop.
+
+        :param timeout: overrides ``shutdown_timeout`` for this call.
+
+        Idempotent. Requests arriving afterwards are answered with 503. Called
+        automatically at interpreter exit. A failed or timed-out shutdown is
+        logged, not raised.
+        """
+        bound = self._shutdown_timeout if timeout is None else _check_timeout("timeout", timeout)
+        with self._lock:
+            status = self._status
+            self._status = _CLOSED
+            mine = self._pid == os.getpid()
+            _started.discard(self)
+        if status in (_READY, _FAILED) and mine and self._aloop is not None:
+            try:
+                self._loop.call(self._shutdown, bound, status == _READY)
+            except SchedulerError:
+                logger.debug("the background loop was already closed at shutdown")
+        if self._own_loop:
+            self._loop.close(5.0 if bound is None else bound)
+
+    async def _shutdown(self, bound: float | None, started: bool) -> None:
+        tasks = [t for t in self._tasks if not t.done()]
+        if tasks:
+            _, still = await asyncio.wait(tasks, timeout=bound)
+            if still:
+                logger.warning(
+                    "%d request task(s) still running after shutdown_timeout=%ss; cancelling them",
+                    len(still),
+                    bound,
+                )
+                for t in still:
+                    t.cancel()
+                await asyncio.wait(still, timeout=1.0)
+        runner = self._runner
+        if runner is None:
+            return
+        if not started:  # startup failed: no lifespan.shutdown for an app that never started
+            await runner.cancel()
+            return
+        outcome = await runner.shutdown(bound)
+        if outcome is None or outcome.kind == "complete":
+            logger.debug("ASGI lifespan shutdown complete (pid %d)", os.getpid())
+            return
+        if outcome.kind == "failed":
+            logger.error(
+                "ASGI lifespan shutdown failed: %s",
+                outcome.message.strip() or "(no message)",
+                exc_info=outcome.exc,
+            )
+        elif outcome.kind == "raised":
+            logger.error("ASGI lifespan shutdown raised %r", outcome.exc, exc_info=outcome.exc)
+        elif outcome.kind == "timeout":
+            logger.error(
+                "ASGI lifespan shutdown did not finish within shutdown_timeout=%ss; cancelled it",
+                bound,
+            )
+
+    def __enter__(self) -> AsgiToWsgi:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------- requests
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one WSGI request through the ASGI application."""
+        if self._status is not _READY:  # reset in forked children by the at-fork hook
+            refusal = self._not_ready()
+            if refusal is not None:
+                return _plain(start_response, *refusal)
+        state = thread_state()
+        home = state.home
+        if home is None:
+            home = current_home(state)
+        if home.ident == self._loop_ident:
+            raise SchedulerError(
+                "AsgiToWsgi was called on its own event loop thread; a WSGI server must call "
+                "it from its own threads (sharing the loop with a greenlet executor that "
+                "runs this WSGI app is not supported)"
+            )
+        ex = Exchange(self, state, home, self._aloop, self._post)
+        error = ex.preread(environ)
+        if error is not None:
+            return _plain(start_response, "400 Bad Request", error)
+        ex.scope = environ_to_scope(
+            environ,
+            root_path_from_script_name=self._root_path_from_script_name,
+            extensions={"http.response.pathsend": {}},
+            state=self._state,
+        )
+        ex.context = contextvars.copy_context()
+        launches = self._launches
+        launches.append(ex)
+        try:
+            if not self._launch_posted:
+                self._launch_posted = True
+                ex.post(self._launch_all)
+        except RuntimeError:  # the loop was closed under us (a shared loop, closed elsewhere)
+            self._launch_posted = False
+            launches.clear()
+            return _plain(
+                start_response, "503 Service Unavailable", "the ASGI event loop has stopped"
+            )
+        item = ex.next_item()
+        if item.__class__ is bytes:
+            pending = ex.pending
+            try:
+                start_response(status_line(ex.start_status), wsgi_headers(ex.start_headers))
+            except Exception as exc:
+                return self._bad_start(ex, exc, start_response)
+            if pending and pending[0] is END:
+                pending.popleft()
+                ex.finish()
+                return [item]
+            return ResponseBody(ex, item)
+        if item is END:
+            ex.finish()
+            try:
+                start_response(status_line(ex.start_status), wsgi_headers(ex.start_headers))
+            except Exception as exc:
+                return self._bad_start(ex, exc, start_response)
+            return []
+        ex.finish()
+        if item.__class__ is Failure:
+            return _plain(start_response, "500 Internal Server Error", "Internal Server Error")
+        assert item.__class__ is PathSend
+        return self._send_file(ex, item.path, environ, start_response)
+
+    def _not_ready(self) -> tuple[str, str] | None:
+        try:
+            self.start()
+        except LifespanError:
+            return ("500 Internal Server Error", "Internal Server Error")
+        except SchedulerError:
+            return ("503 Service Unavailable", "Service Unavailable")
+        return None
+
+    def _bad_start(
+        self, ex: Exchange, exc: Exception, start_response: StartResponse
+    ) -> list[bytes]:
+        logger.error(
+            "the ASGI app sent a response start the WSGI server cannot use (%s %s)",
+            ex.scope["method"],
+            ex.scope["path"],
+            exc_info=exc,
+        )
+        ex.abandon()
+        start_response(
+            "500 Internal Server Error",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "21")],
+            (type(exc), exc, exc.__traceback__),
+        )
+        return [b"Internal Server Error"]
+
+    def _send_file(
+        self, ex: Exchange, path: str, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        try:
+            status = status_line(ex.start_status)
+            headers = wsgi_headers(ex.start_headers)
+            file = open(path, "rb")  # closed by the response iterable
+        except Exception as exc:
+            logger.error(
+                "cannot serve http.response.pathsend for %s %s",
+                ex.scope["method"],
+                ex.scope["path"],
+                exc_info=exc,
+            )
+            return _plain(start_response, "500 Internal Server Error", "Internal Server Error")
+        try:
+            start_response(status, headers)
+        except BaseException:
+            file.close()
+            raise
+        block = self._read_chunk_size
+        wrapper = environ.get("wsgi.file_wrapper")
+        if wrapper is not None:
+            result: Iterable[bytes] = wrapper(file, block)
+            return result
+        return FileBody(file, block)
+
+    def _launch_all(self) -> None:
+        """Loop callback: start the ASGI task of every request queued since the last call.
+
+        WSGI threads append to ``_launches`` and post this callback only when
+        none is pending, so under load one loop wake-up starts many requests.
+        """
+        self._launch_posted = False  # before draining: a later append posts again
+        launches = self._launches
+        tasks = self._tasks
+        create_task = self._aloop.create_task
+        while launches:
+            ex = launches.popleft()
+            if sys.version_info >= (3, 11):
+                task = create_task(ex.run(), context=ex.context)
+            else:  # pragma: no cover - 3.10 copies the context it is created in
+                task = ex.context.run(create_task, ex.run())
+            ex.task = task
+            tasks.add(task)

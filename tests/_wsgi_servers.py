@@ -1,0 +1,281 @@
+"""Run a WSGI application on a real server bound to 127.0.0.1 port 0, for tests.
+
+Three context managers, each yielding a :class:`Served` with the base URL:
+
+* :func:`waitress_server` and :func:`wsgiref_server` run the server in a
+  thread of the test process, so the app object is shared with the test;
+* :func:`gunicorn_server` runs gunicorn as a subprocess (gthread by default)
+  on a listening socket made here and passed as ``fd://N``, so there is no
+  port race; its stdout and stderr go to a file that :meth:`Served.log` reads.
+
+Every wait is bounded in time, and every exit path stops the server and
+closes its sockets.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+__all__ = ["Served", "gunicorn_server", "waitress_server", "wsgiref_server"]
+
+
+def _gunicorn_version() -> tuple[int, ...]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("gunicorn")
+    except PackageNotFoundError:  # pragma: no cover
+        return (0,)
+    return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
+
+
+START_TIMEOUT = 30.0
+
+# gunicorn 25.1+ opens a control socket at a fixed path in $HOME, which
+# concurrent test servers would fight over.
+_NO_CONTROL_SOCKET = ["--no-control-socket"] if _gunicorn_version() >= (25, 1) else []
+STOP_TIMEOUT = 10.0
+
+
+class Served:
+    """A running server: its base URL, its log so far, and (for gunicorn) its process."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        log: Callable[[], str],
+        proc: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self._log = log
+        self.proc = proc
+
+    def stop(self) -> int:
+        """Stop a subprocess server now (SIGTERM, bounded wait); return its exit code."""
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} runs in this process; leave the with block to stop it")
+        return stop_process(self.proc)
+
+    def log(self) -> str:
+        """Everything the server and the ``asgibridge`` loggers wrote so far."""
+        return self._log()
+
+    def __repr__(self) -> str:
+        return f"<Served {self.name} {self.url}>"
+
+
+class _Collector(logging.Handler):
+    """Formats every ``asgibridge`` record, with its traceback, into a list."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self.lines: list[str] = []
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        with self._guard:
+            self.lines.append(text)
+
+    def text(self) -> str:
+        with self._guard:
+            return "\n".join(self.lines)
+
+
+@contextmanager
+def _collect_logs() -> Iterator[_Collector]:
+    collector = _Collector()
+    logger = logging.getLogger("asgibridge")
+    old_level = logger.level
+    logger.addHandler(collector)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield collector
+    finally:
+        logger.removeHandler(collector)
+        logger.setLevel(old_level)
+
+
+def _join(thread: threading.Thread, what: str) -> None:
+    thread.join(STOP_TIMEOUT)
+    if thread.is_alive():  # pragma: no cover - reported, never hangs the suite
+        raise RuntimeError(f"{what} did not stop within {STOP_TIMEOUT}s")
+
+
+@contextmanager
+def waitress_server(app: Any, *, threads: int = 8) -> Iterator[Served]:
+    """Serve ``app`` with waitress in a background thread."""
+    # waitress ships no type information: use it through Any.
+    wasyncore: Any = importlib.import_module("waitress.wasyncore")
+    create_server: Any = importlib.import_module("waitress.server").create_server
+
+    server: Any = create_server(app, host="127.0.0.1", port=0, threads=threads)
+    port = server.effective_port
+    thread = threading.Thread(target=server.run, name="waitress-main", daemon=True)
+    with _collect_logs() as logs:
+        thread.start()
+        try:
+            yield Served("waitress", f"http://127.0.0.1:{port}", logs.text)
+        finally:
+            # Close every socket from inside waitress's own loop; the loop
+            # then finds its map empty and returns.
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            _join(thread, "waitress")
+            server.task_dispatcher.shutdown(timeout=STOP_TIMEOUT)
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    block_on_close = False
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def wsgiref_server(app: Any) -> Iterator[Served]:
+    """Serve ``app`` with the standard library's wsgiref server, one thread per request."""
+    server = make_server(
+        "127.0.0.1", 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )
+    port = server.server_address[1]
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="wsgiref-main"
+    )
+    with _collect_logs() as logs:
+        thread.start()
+        try:
+            yield Served("wsgiref", f"http://127.0.0.1:{port}", logs.text)
+        finally:
+            server.shutdown()
+            _join(thread, "wsgiref")
+            server.server_close()
+
+
+def _wait_answering(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until the server answers an HTTP request (any status)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    request = b"GET /__ready__ HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"gunicorn exited with code {proc.returncode} before answering:\n"
+                + log.read_text(errors="replace")
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5.0) as conn:
+                conn.sendall(request)
+                if conn.recv(16).startswith(b"HTTP/1."):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(
+        f"gunicorn did not answer within {START_TIMEOUT}s:\n" + log.read_text(errors="replace")
+    )
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    """Signal ``proc`` and wait (bounded) for it to exit; kill it if it does not."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            return proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:  # pragma: no cover - reported by the caller
+            proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT)
+            raise RuntimeError(f"gunicorn did not stop within {STOP_TIMEOUT}s") from None
+    return proc.returncode
+
+
+@contextmanager
+def gunicorn_server(
+    app: str,
+    *,
+    chdir: str | Path,
+    workers: int = 1,
+    worker_class: str = "gthread",
+    threads: int = 8,
+    preload: bool = False,
+    env: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+) -> Iterator[Served]:
+    """Run ``gunicorn APP`` as a subprocess; ``APP`` is imported from ``chdir``."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    listener.set_inheritable(True)
+    port = listener.getsockname()[1]
+    fd, name = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
+    log = Path(name)
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"fd://{listener.fileno()}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        worker_class,
+        "--threads",
+        str(threads),
+        "--graceful-timeout",
+        "5",
+        "--timeout",
+        "30",
+        "--chdir",
+        str(chdir),
+        *(["--preload"] if preload else []),
+        *_NO_CONTROL_SOCKET,
+        *extra,
+        app,
+    ]
+    child_env = dict(os.environ)
+    child_env["PYTHONUNBUFFERED"] = "1"
+    if env:
+        child_env.update(env)
+    proc = subprocess.Popen(
+        cmd,
+        pass_fds=(listener.fileno(),),
+        stdout=fd,
+        stderr=fd,
+        stdin=subprocess.DEVNULL,
+        env=child_env,
+    )
+    os.close(fd)
+    try:
+        _wait_answering(port, proc, log)
+        yield Served(
+            "gunicorn", f"http://127.0.0.1:{port}", lambda: log.read_text(errors="replace"), proc
+        )
+    finally:
+        try:
+            stop_process(proc)
+        finally:
+            listener.close()
+            try:
+                log.unlink()
+            except OSError:  # pragma: no cover
+                pass

@@ -1,0 +1,426 @@
+"""AsgiToWsgi on real WSGI servers: waitress, gunicorn (gthread, a subprocess) and wsgiref.
+
+A Starlette app and a FastAPI app, each wrapped in AsgiToWsgi, are served on
+127.0.0.1 port 0 and driven with httpx. Under wsgiref the bridge is also
+wrapped in ``wsgiref.validate``. gunicorn imports this module from its
+subprocess, through :func:`gunicorn_app`.
+
+Apps coordinate with the tests through long-polling endpoints (an
+``asyncio.Event`` per key, awaited with a timeout), so no test sleeps to
+wait for the server; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from wsgiref.validate import validator
+
+import httpx
+import pytest
+from fastapi import BackgroundTasks, FastAPI
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from asgibridge.asgi import AsgiToWsgi
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _wsgi_servers import Served, gunicorn_server, waitress_server, wsgiref_server
+
+TESTS = Path(__file__).resolve().parent
+WAIT = 10.0  # bound for every long poll and client request
+
+# ------------------------------------------------------------- the applications
+# One process-wide registry per worker, for coordination through HTTP.
+
+_events: dict[str, asyncio.Event] = {}
+_status: dict[str, str] = {}
+
+
+def _event(key: str) -> asyncio.Event:
+    event = _events.get(key)
+    if event is None:
+        event = _events[key] = asyncio.Event()
+    return event
+
+
+async def _long_poll(key: str) -> bool:
+    try:
+        await asyncio.wait_for(_event(key).wait(), WAIT)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
+def _record(line: str) -> None:
+    path = os.environ.get("ASGI_TEST_RECORD")
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
+@asynccontextmanager
+async def _lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
+    if os.environ.get("ASGI_TEST_STARTUP_FAIL"):
+        raise RuntimeError("startup boom")
+    _record(f"startup {os.getpid()}")
+    yield {"token": "lifespan-token", "pid": os.getpid()}
+    _record(f"shutdown {os.getpid()}")
+
+
+async def hello(request: Request) -> Response:
+    return PlainTextResponse("hello")
+
+
+async def echo(request: Request) -> Response:
+    return Response(await request.body(), media_type="application/octet-stream")
+
+
+async def stream(request: Request) -> Response:
+    count = int(request.query_params.get("n", "5"))
+
+    async def lines() -> AsyncIterator[bytes]:
+        for n in range(count):
+            yield b"%d\n" % n
+            await asyncio.sleep(0)
+
+    return StreamingResponse(lines(), media_type="text/plain")
+
+
+async def forever(request: Request) -> Response:
+    key = request.path_params["key"]
+
+    async def ticks() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"tick " * 200 + b"\n"
+                await asyncio.sleep(0.005)
+        except asyncio.CancelledError:
+            _status[key] = "cancelled"
+            raise
+        finally:
+            _status.setdefault(key, "finished")
+            _event(f"{key}-closed").set()
+
+    return StreamingResponse(ticks(), media_type="text/plain")
+
+
+async def closed(request: Request) -> Response:
+    key = request.path_params["key"]
+    if not await _long_poll(f"{key}-closed"):
+        return PlainTextResponse("still running", status_code=504)
+    return PlainTextResponse(_status[key])
+
+
+async def _background(key: str) -> None:
+    if await _long_poll(f"{key}-release"):
+        _event(f"{key}-done").set()
+
+
+async def background(request: Request) -> Response:
+    key = request.path_params["key"]
+    return PlainTextResponse("queued", background=BackgroundTask(_background, key))
+
+
+async def release(request: Request) -> Response:
+    _event(f"{request.path_params['key']}-release").set()
+    return PlainTextResponse("released")
+
+
+async def background_done(request: Request) -> Response:
+    done = await _long_poll(f"{request.path_params['key']}-done")
+    return PlainTextResponse("done" if done else "not done", status_code=200 if done else 504)
+
+
+async def state(request: Request) -> Response:
+    return JSONResponse(
+        {"token": request.state.token, "startup_pid": request.state.pid, "pid": os.getpid()}
+    )
+
+
+async def boom(request: Request) -> Response:
+    raise RuntimeError(f"boom {request.path_params['marker']}")
+
+
+async def slow(request: Request) -> Response:
+    await asyncio.sleep(float(request.query_params.get("s", "0.05")))
+    return JSONResponse({"pid": os.getpid(), "startup_pid": request.state.pid})
+
+
+ROUTES = [
+    ("GET", "/hello", hello),
+    ("POST", "/echo", echo),
+    ("GET", "/stream", stream),
+    ("GET", "/forever/{key}", forever),
+    ("GET", "/closed/{key}", closed),
+    ("POST", "/bg/{key}", background),
+    ("POST", "/release/{key}", release),
+    ("GET", "/bg-done/{key}", background_done),
+    ("GET", "/state", state),
+    ("GET", "/boom/{marker}", boom),
+    ("GET", "/slow", slow),
+]
+
+
+def starlette_app() -> Starlette:
+    return Starlette(
+        routes=[Route(path, fn, methods=[method]) for method, path, fn in ROUTES],
+        lifespan=_lifespan,
+    )
+
+
+def fastapi_app() -> FastAPI:
+    app = FastAPI(lifespan=_lifespan)
+
+    @app.get("/hello")
+    async def fa_hello() -> Response:
+        return PlainTextResponse("hello")
+
+    @app.post("/echo")
+    async def fa_echo(request: Request) -> Response:
+        return Response(await request.body(), media_type="application/octet-stream")
+
+    @app.post("/bg/{key}")
+    async def fa_background(key: str, tasks: BackgroundTasks) -> dict[str, str]:
+        tasks.add_task(_background, key)
+        return {"status": "queued"}
+
+    @app.get("/state")
+    async def fa_state(request: Request) -> dict[str, Any]:
+        return {"token": request.state.token, "startup_pid": request.state.pid, "pid": os.getpid()}
+
+    @app.get("/boom/{marker}")
+    async def fa_boom(marker: str) -> None:
+        raise RuntimeError(f"boom {marker}")
+
+    taken = {"/hello", "/echo", "/bg/{key}", "/state", "/boom/{marker}"}
+    for method, path, fn in ROUTES:  # the rest are plain Starlette endpoints
+        if path not in taken:
+            app.add_api_route(path, fn, methods=[method], include_in_schema=False)
+    return app
+
+
+def build(framework: str) -> Any:
+    return starlette_app() if framework == "starlette" else fastapi_app()
+
+
+def gunicorn_app(framework: str, start: bool = False) -> AsgiToWsgi:
+    """The WSGI app gunicorn loads (``test_asgi_servers:gunicorn_app('fastapi')``)."""
+    bridge = AsgiToWsgi(build(framework))
+    if start:  # with --preload this runs lifespan startup in the gunicorn master
+        bridge.start()
+    return bridge
+
+
+# ---------------------------------------------------------------------- fixtures
+
+SERVERS = ["waitress", "gunicorn", "wsgiref"]
+FRAMEWORKS = ["starlette", "fastapi"]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(s, f) for s in SERVERS for f in FRAMEWORKS],
+    ids=[f"{s}-{f}" for s in SERVERS for f in FRAMEWORKS],
+)
+def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+    server, framework = request.param
+    if server == "gunicorn":
+        with gunicorn_server(f"test_asgi_servers:gunicorn_app({framework!r})", chdir=TESTS) as s:
+            yield s
+        return
+    bridge = AsgiToWsgi(build(framework))
+    try:
+        if server == "waitress":
+            with waitress_server(bridge) as s:
+                yield s
+        else:
+            with wsgiref_server(validator(bridge)) as s:
+                yield s
+    finally:
+        bridge.close(timeout=WAIT)
+
+
+@pytest.fixture
+def client(served: Served) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served.url, timeout=WAIT) as c:
+        yield c
+
+
+def wait_for_log(served: Served, pattern: str) -> str:
+    """The server log once it matches ``pattern``.
+
+    The app logs after its 500 has been sent, and a subprocess writes its
+    log when it likes, so this polls; bounded by WAIT.
+    """
+    deadline = time.monotonic() + WAIT
+    while True:
+        text = served.log()
+        if re.search(pattern, text):
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{pattern!r} not in the {served.name} log:\n{text[-3000:]}")
+        time.sleep(0.02)
+
+
+# ------------------------------------------------------------------------- tests
+
+
+def test_get(client: httpx.Client) -> None:
+    response = client.get("/hello")
+    assert (response.status_code, response.text) == (200, "hello")
+
+
+def test_post_echo_of_1_mb(client: httpx.Client) -> None:
+    data = os.urandom(1 << 20)
+    response = client.post("/echo", content=data)
+    assert response.status_code == 200
+    assert hashlib.sha256(response.content).digest() == hashlib.sha256(data).digest()
+
+
+def test_a3_chunked_upload(served: Served, client: httpx.Client) -> None:
+    if served.name == "wsgiref":
+        pytest.skip("wsgiref does not decode chunked request bodies")
+    pieces = [os.urandom(16384) for _ in range(40)]
+
+    def body() -> Iterator[bytes]:
+        yield from pieces  # no length: httpx sends Transfer-Encoding: chunked
+
+    response = client.post("/echo", content=body())
+    assert response.status_code == 200
+    assert response.content == b"".join(pieces)
+
+
+def test_streaming_response(client: httpx.Client) -> None:
+    with client.stream("GET", "/stream", params={"n": 200}) as response:
+        assert response.status_code == 200
+        lines = list(response.iter_lines())
+    assert lines == [str(n) for n in range(200)]
+
+
+def test_a9_background_tasks_run_after_the_response(client: httpx.Client) -> None:
+    key = uuid.uuid4().hex
+    # The background task waits for /release: the response must not wait for it.
+    assert client.post(f"/bg/{key}").status_code == 200
+    assert client.post(f"/release/{key}").status_code == 200
+    done = client.get(f"/bg-done/{key}")
+    assert (done.status_code, done.text) == (200, "done")
+
+
+def test_a1_lifespan_state_reaches_request_state(served: Served, client: httpx.Client) -> None:
+    body = client.get("/state").json()
+    assert body["token"] == "lifespan-token"
+    assert body["startup_pid"] == body["pid"]
+    if served.proc is not None:
+        assert body["pid"] != served.proc.pid  # ran in the worker, not the master
+
+
+def test_a6_exceptions_are_logged_with_traceback(served: Served, client: httpx.Client) -> None:
+    marker = uuid.uuid4().hex
+    response = client.get(f"/boom/{marker}")
+    assert response.status_code == 500
+    text = wait_for_log(served, f"RuntimeError: boom {marker}")
+    before = text[: text.index(f"RuntimeError: boom {marker}")]
+    assert "Traceback (most recent call last)" in before
+    assert "Exception in ASGI application" in before
+
+
+def test_a4_client_disconnect_cancels_the_asgi_task(client: httpx.Client) -> None:
+    key = uuid.uuid4().hex
+    with client.stream("GET", f"/forever/{key}") as response:
+        assert response.status_code == 200
+        got = 0
+        for chunk in response.iter_raw():
+            got += len(chunk)
+            if got > 20000:
+                break
+    # Leaving the block closed the connection mid-body.
+    outcome = client.get(f"/closed/{key}")
+    assert (outcome.status_code, outcome.text) == (200, "cancelled")
+
+
+def test_fifty_concurrent_requests(served: Served) -> None:
+    async def main() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
+        async with httpx.AsyncClient(base_url=served.url, timeout=WAIT, limits=limits) as c:
+            return await asyncio.gather(*(c.get("/slow") for _ in range(50)))
+
+    responses = asyncio.run(main())
+    assert [r.status_code for r in responses] == [200] * 50
+    assert len({r.json()["pid"] for r in responses}) == 1
+
+
+# --------------------------------------------------------------- process life
+
+
+def _pids(lines: list[str], word: str) -> set[int]:
+    return {int(line.split()[1]) for line in lines if line.startswith(word + " ")}
+
+
+def test_a2_fork_safe_gunicorn_preload(tmp_path: Path) -> None:
+    """The master starts the bridge (loop and lifespan) before forking two workers.
+
+    Each worker must start a fresh loop and run startup itself, answer
+    requests, and run shutdown when it exits. Sync workers take one request
+    at a time, so concurrent slow requests are spread over both.
+    """
+    record = tmp_path / "lifespan.log"
+    with gunicorn_server(
+        "test_asgi_servers:gunicorn_app('starlette', start=True)",
+        chdir=TESTS,
+        workers=2,
+        worker_class="sync",
+        preload=True,
+        env={"ASGI_TEST_RECORD": str(record)},
+    ) as served:
+        assert served.proc is not None
+        master = served.proc.pid
+        seen: dict[int, int] = {}
+
+        async def burst() -> list[dict[str, int]]:
+            async with httpx.AsyncClient(base_url=served.url, timeout=WAIT) as c:
+                responses = await asyncio.gather(
+                    *(c.get("/slow", params={"s": "0.3"}) for _ in range(4))
+                )
+            assert [r.status_code for r in responses] == [200] * 4
+            return [r.json() for r in responses]
+
+        for _ in range(10):  # bounded: each round is one burst of concurrent requests
+            for body in asyncio.run(burst()):
+                seen[body["pid"]] = body["startup_pid"]
+            if len(seen) == 2:
+                break
+        assert len(seen) == 2, f"only worker(s) {sorted(seen)} answered"
+        assert all(pid == startup for pid, startup in seen.items())
+        assert master not in seen
+        assert served.stop() == 0
+        lines = record.read_text().splitlines()
+        assert _pids(lines, "startup") == {master, *seen}  # master (preload) and each worker
+        assert _pids(lines, "shutdown") == {master, *seen}  # at worker exit and master exit
+
+
+def test_a1_failed_startup_answers_500_and_the_server_log_shows_it_once() -> None:
+    with gunicorn_server(
+        "test_asgi_servers:gunicorn_app('fastapi')",
+        chdir=TESTS,
+        env={"ASGI_TEST_STARTUP_FAIL": "1"},
+    ) as served:
+        with httpx.Client(base_url=served.url, timeout=WAIT) as c:
+            codes = [c.get("/hello").status_code for _ in range(3)]
+        assert codes == [500, 500, 500]
+        text = wait_for_log(served, "RuntimeError: startup boom")
+        assert text.count("RuntimeError: startup boom") == 1
+        assert "ASGI lifespan startup failed" in text
+        assert "Traceback (most recent call last)" in text
