@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Every thread the core touches has one *inbox* (a ``queue.SimpleQueue``).
+Every thread the core touches has one *inbox* (an :class:`~._inbox.Inbox`).
 An inbox receives two kinds of message:
 
 * a :class:`Job`: "run this sync function here, then tell the loop";
@@ -48,11 +48,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
-from queue import Empty, SimpleQueue
+from queue import Empty
 from typing import Any
 
 from ..errors import DeadlockError, SchedulerError
 from ._backends import LoopRef, current_loop_ref
+from ._inbox import Inbox
 
 __all__ = [
     "GREENLET_HOME",
@@ -139,7 +140,7 @@ class Job:
 
 class _State(threading.local):
     def __init__(self) -> None:
-        self.inbox: SimpleQueue[Any] = SimpleQueue()
+        self.inbox = Inbox()
         self.job: Job | None = None
         self.home: ThreadHome | None = None
         self.stash: dict[object, tuple[Any, ...]] = {}
@@ -148,26 +149,41 @@ class _State(threading.local):
 _state = _State()
 
 
+def _reset_after_fork() -> None:
+    # The forking thread's inbox shares its eventfd with the parent: replace it.
+    _state.__init__()  # type: ignore[misc]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def thread_state() -> _State:
     """This thread's inbox, current job and home."""
     return _state
 
 
-def run_job(job: Job, state: _State) -> None:
-    """Run ``job`` on the current thread and post its outcome to the job's loop."""
-    if job.aborted:  # its caller was cancelled before it started
-        return
+def execute(job: Job, state: _State) -> tuple[bool, Any] | None:
+    """Run ``job`` here; its outcome, or None when its caller gave up before it started."""
+    if job.aborted:
+        return None
     prev = state.job
     state.job = job
     job.started = True
     try:
-        value = job.context.run(job.fn, *job.args, **job.kwargs)
-        ok = True
+        return True, job.context.run(job.fn, *job.args, **job.kwargs)
     except BaseException as exc:
-        value = exc
-        ok = False
+        return False, exc
     finally:
         state.job = prev
+
+
+def deliver(job: Job, ok: bool, value: Any) -> None:
+    """Post a job's outcome to whoever waits for it.
+
+    Threads call this as the *last* thing before they sleep: the wake-up it
+    causes is cheapest when the woken loop thread finds the GIL free.
+    """
     ref = job.ref
     if ref is None:  # a foreign caller waits on the job itself
         job.waiter.put((ok, value))
@@ -177,6 +193,13 @@ def run_job(job: Job, state: _State) -> None:
     except RuntimeError:
         # The loop is closed: nobody can be waiting for this result any more.
         pass
+
+
+def run_job(job: Job, state: _State) -> None:
+    """Run ``job`` on the current thread and post its outcome to the job's loop."""
+    out = execute(job, state)
+    if out is not None:
+        deliver(job, *out)
 
 
 def _serve_until(state: _State, marker: object) -> tuple[Any, ...]:
@@ -204,7 +227,7 @@ class ThreadHome:
 
     __slots__ = ("busy_job", "busy_since", "ident", "inbox", "name")
 
-    def __init__(self, inbox: SimpleQueue[Any], ident: int, name: str) -> None:
+    def __init__(self, inbox: Inbox, ident: int, name: str) -> None:
         self.inbox = inbox
         self.ident = ident
         self.name = name
@@ -241,7 +264,7 @@ class Lane(ThreadHome):
     __slots__ = ("_pool", "thread")
 
     def __init__(self, name: str, pool: LanePool | None = None) -> None:
-        super().__init__(SimpleQueue(), 0, name)
+        super().__init__(Inbox(), 0, name)
         self._pool = pool
         self.thread = threading.Thread(target=self._main, name=name, daemon=True)
         self.thread.start()
@@ -262,10 +285,10 @@ class Lane(ThreadHome):
             if msg.__class__ is Job:
                 self.busy_job = msg
                 self.busy_since = time.monotonic()
-                try:
-                    run_job(msg, state)
-                finally:
-                    self.busy_job = None
+                out = execute(msg, state)
+                self.busy_job = None
+                if out is not None:
+                    deliver(msg, *out)
             elif msg is _RELEASE:
                 if self._pool is not None:
                     self._pool._release(self)
@@ -366,7 +389,7 @@ class ThreadPool:
         self.name = name
         self.idle_timeout = idle_timeout
         self._lock = threading.Lock()
-        self._idle: list[SimpleQueue[Any]] = []
+        self._idle: list[Inbox] = []
         self._backlog: deque[Job] = deque()
         self._threads: set[threading.Thread] = set()
         self._counter = itertools.count(1)
@@ -407,39 +430,55 @@ class ThreadPool:
                 return
         inbox.put(job)
 
-    def _main(self, job: Job | None) -> None:
+    def _main(self, job: Job) -> None:
         state = _state
         current_home(state)
         inbox = state.inbox
         lock = self._lock
         me = threading.current_thread()
         while True:
-            if job is not None:
-                run_job(job, state)
-                job = None
+            out = execute(job, state)
+            done = job
+            # Book-keeping first, delivery last: the loop thread woken by
+            # deliver() should find this thread asleep and the GIL free.
             with lock:
-                if self._backlog:
-                    job = self._backlog.popleft()
-                    continue
-                if self._closed:
+                nxt = self._backlog.popleft() if self._backlog else None
+                closing = nxt is None and self._closed
+                if closing:
                     self._threads.discard(me)
-                    return
-                self._idle.append(inbox)
+                elif nxt is None:
+                    self._idle.append(inbox)
+            if out is not None:
+                deliver(done, *out)
+            del done, out
+            if nxt is not None:
+                job = nxt
+                continue
+            if closing:
+                return
+            msg = self._wait(inbox, me)
+            if msg is None:
+                return
+            job = msg
+
+    def _wait(self, inbox: Inbox, me: threading.Thread) -> Job | None:
+        """Sleep until a job arrives; None when this thread should exit."""
+        while True:
             try:
                 msg = inbox.get(timeout=self.idle_timeout)
             except Empty:
-                with lock:
+                with self._lock:
                     if inbox in self._idle:
                         self._idle.remove(inbox)
                         self._threads.discard(me)
-                        return
+                        return None
                 msg = inbox.get()  # a job is being handed to us right now
             if msg is _STOP:
-                with lock:
+                with self._lock:
                     self._threads.discard(me)
-                return
+                return None
             if msg.__class__ is Job:
-                job = msg
+                return msg
 
     def close(self, timeout: float | None = 5.0) -> None:
         """Stop accepting jobs, let running ones finish, and join the threads."""
@@ -552,7 +591,7 @@ async def _portal_main(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    inbox: SimpleQueue[Any],
+    inbox: Inbox,
     marker: object,
     home: ThreadHome,
     job: Job | None,
