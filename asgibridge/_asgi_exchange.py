@@ -15,13 +15,12 @@ counts wake-ups. A plain request costs exactly two:
    the body, for a short response, which then goes back to the server as a
    one-item list).
 
-The WSGI thread sleeps on a per-thread ``eventfd`` (a pipe where there is
-none). That matters: writing to a file descriptor releases the GIL for the
-system call, while waking a ``SimpleQueue`` or ``Lock`` waiter happens with
-the GIL held, and the kernel's cross-CPU wake-up is the most expensive step of
-the whole request (profiled under gunicorn it was a fifth of all GIL time).
-A wake-up is only a hint; the data lives in the deque, and the eventfd
-counter means a hint is never lost, whatever the WSGI thread was doing.
+The WSGI thread sleeps on its core :class:`~asgibridge._core._inbox.Inbox`,
+whose wake-up is an ``eventfd`` write that releases the GIL for the system
+call (waking a ``SimpleQueue`` or ``Lock`` waiter happens with the GIL held,
+and under gunicorn that cross-CPU wake was a fifth of all GIL time). A
+wake-up is only a hint; the data lives in the deque, and the eventfd counter
+means a hint is never lost, whatever the WSGI thread was doing.
 
 While it waits, the WSGI thread also runs thread-sensitive ``sync_to_async``
 jobs sent by the app: the request task's home is the :class:`Exchange`
@@ -81,7 +80,6 @@ __all__ = [
     "PathSend",
     "ResponseBody",
     "status_line",
-    "wake",
     "wsgi_headers",
 ]
 
@@ -188,69 +186,6 @@ def wsgi_headers(raw: Any) -> list[tuple[str, str]]:
     return out
 
 
-class _Waker:
-    """A file descriptor one WSGI thread sleeps on, and the loop writes to."""
-
-    __slots__ = ("rfd", "wfd")
-
-    def __init__(self) -> None:
-        if hasattr(os, "eventfd"):
-            self.rfd = self.wfd = os.eventfd(0, os.EFD_CLOEXEC)
-        else:  # pragma: no cover - non-Linux
-            self.rfd, self.wfd = os.pipe()
-
-    def __del__(self) -> None:
-        try:
-            os.close(self.rfd)
-            if self.wfd != self.rfd:  # pragma: no cover - non-Linux
-                os.close(self.wfd)
-        except OSError:  # pragma: no cover
-            pass
-
-
-if hasattr(os, "eventfd_write"):
-
-    def wake(fd: int) -> None:
-        """Wake the thread sleeping on ``fd`` (the GIL is released for the syscall)."""
-        os.eventfd_write(fd, 1)
-
-    def _sleep(fd: int) -> None:
-        os.eventfd_read(fd)
-
-else:  # pragma: no cover - non-Linux
-
-    def wake(fd: int) -> None:
-        """Wake the thread sleeping on ``fd`` (the GIL is released for the syscall)."""
-        os.write(fd, b"\0")
-
-    def _sleep(fd: int) -> None:
-        os.read(fd, 4096)
-
-
-class _Wakers(threading.local):
-    waker: _Waker | None = None
-
-
-_wakers = _Wakers()
-
-
-def thread_waker() -> _Waker:
-    """This thread's :class:`_Waker`, created on first use (closed when the thread ends)."""
-    waker = _wakers.waker
-    if waker is None:
-        waker = _wakers.waker = _Waker()
-    return waker
-
-
-def _forget_waker_after_fork() -> None:
-    # The forking thread's eventfd is shared with the parent: never sleep on it here.
-    _wakers.waker = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_waker_after_fork)
-
-
 def _has_control(value: str) -> bool:
     return any(c != "\t" and (c < " " or c == "\x7f") for c in value)
 
@@ -289,7 +224,6 @@ class Exchange(ThreadHome):
         "read_fut",
         "read_wanted",
         "remaining",
-        "rfd",
         "scope",
         "send_waiter",
         "sent_body",
@@ -298,7 +232,6 @@ class Exchange(ThreadHome):
         "state",
         "task",
         "timer",
-        "wfd",
     )
 
     def __init__(
@@ -311,9 +244,6 @@ class Exchange(ThreadHome):
     ) -> None:
         # ThreadHome fields, set directly (this runs once per request).
         self.inbox = state.inbox
-        waker = _wakers.waker or thread_waker()
-        self.rfd = waker.rfd
-        self.wfd = waker.wfd
         self.ident = home.ident
         self.name = home.name
         self.busy_job: Job | None = None
@@ -425,7 +355,7 @@ class Exchange(ThreadHome):
         pending = self.pending
         pending.append(item)
         if len(pending) <= 1:
-            wake(self.wfd)
+            self.inbox.wake()
 
     def _finished(self) -> None:
         """The response is over for the app: complete, failed, or the client left."""
@@ -483,7 +413,7 @@ class Exchange(ThreadHome):
             fut = self.loop.create_future()
             self.read_fut = fut
             self.read_wanted = True
-            wake(self.wfd)
+            self.inbox.wake()
             try:
                 return await fut
             finally:
@@ -528,13 +458,13 @@ class Exchange(ThreadHome):
                 pending.append(body)
                 if more:
                     if len(pending) <= 1:
-                        wake(self.wfd)
+                        self.inbox.wake()
                     if len(pending) >= self.limit:
                         await self._wait_for_room()
                     return
                 pending.append(END)
                 if len(pending) <= 2:
-                    wake(self.wfd)
+                    self.inbox.wake()
             elif more:
                 return
             else:
@@ -614,7 +544,6 @@ class Exchange(ThreadHome):
         Meanwhile serve body reads and thread-sensitive jobs for the app.
         """
         pending = self.pending
-        rfd = self.rfd
         while True:
             if self.read_wanted:
                 self._read_body()
@@ -632,7 +561,7 @@ class Exchange(ThreadHome):
                 elif msg.__class__ is tuple:  # a portal reply for an outer wait
                     self.state.stash[msg[0]] = msg
                 continue
-            _sleep(rfd)
+            self.inbox.sleep()
 
     def _run_job(self, job: Job) -> None:
         self.busy_job = job
@@ -767,7 +696,7 @@ class Exchange(ThreadHome):
             if self.accepting:
                 self.jobs_seen = True
                 ThreadHome.submit(self, job)
-                wake(self.wfd)
+                self.inbox.wake()
                 return
         default_scheduler().default_lane().submit(job)
 

@@ -52,6 +52,23 @@ class Inbox:
         if self._sleeping:
             self._wake()
 
+    def wake(self) -> None:
+        """Wake the consumer even with nothing queued (a hint that data arrived elsewhere).
+
+        A wake-up is never lost: if the consumer is not asleep yet, its next
+        :meth:`sleep` returns at once.
+        """
+        self._wake()
+
+    def sleep(self) -> None:
+        """Consumer only: block until an item is queued or :meth:`wake` is called."""
+        self._sleeping = True
+        try:
+            if not self._items:
+                self._wait()
+        finally:
+            self._sleeping = False
+
     def empty(self) -> bool:
         return not self._items
 
