@@ -26,6 +26,7 @@ from .sync import (
     markcoroutinefunction,
     sync_to_async,
 )
+from .wsgi import WsgiToAsgi
 
 __version__ = "0.1.0"
 
@@ -43,6 +44,7 @@ __all__ = [
     "ServerProtocolError",
     "SyncToAsync",
     "ThreadSensitiveContext",
+    "WsgiToAsgi",
     "__version__",
     "async_to_sync",
     "iscoroutinefunction",

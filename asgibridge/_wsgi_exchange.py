@@ -1,0 +1,857 @@
+"""The loop side of ``WsgiToAsgi``: one exchange object per request.
+
+Theory of operation
+-------------------
+Thread mode is dominated by the cost of waking threads: waking a sleeping
+thread on another CPU costs 25-30 us, a loop -> thread -> loop round trip
+65-90 us however lean the Python is. So a request is built to cost exactly
+**one** round trip when its response is small:
+
+1. The request task builds the environ and receives the first body chunks
+   *on the loop* (up to ``prefetch`` bytes, or the whole body when it is
+   small). A worker is only taken once that is done, so clients that stall
+   before sending a body cannot hold workers (rule C15).
+2. One job goes to the pool: the worker runs the app and its iterable.
+   Messages that complete the response are queued, not sent; the job's
+   completion (one ``post`` to the loop) wakes the request task, which
+   sends them. Hello world: one hand-off there, one back.
+3. Only a response that streams (a non-final chunk, or ``write()``) wakes
+   the request task early, once per batch: the worker appends to
+   ``pending`` under a lock and posts a wake only if none is outstanding.
+   The request task drains the batch with ``send()``. The worker blocks
+   (on a per-request ``SimpleQueue``) only when more than ``send_window``
+   messages or ``send_window_bytes`` bytes are unsent (rule C13).
+4. Request body reads past the prefetched chunks start a *receiver* task
+   on the loop. It reads ahead up to ``body_window`` bytes into a deque
+   that the worker pops from, so a long upload costs a wake per window,
+   not a round trip per read. It also turns ``http.disconnect`` into
+   ``gone``, which makes every later transport operation in the worker
+   raise ``ClientDisconnected`` (rules C11, C14). A streaming response
+   starts the receiver too, purely to notice a client that leaves.
+
+Greenlet mode needs none of this: the app runs on the loop thread, and a
+transport operation is ``await_in_greenlet(send(...))``, about 1 us.
+
+Both loops are supported: asyncio directly, trio through ``LoopRef.post``
+and ``trio.lowlevel`` (helpers below).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from ._core import LoopRef, await_in_greenlet, current_loop_ref
+from ._wsgi_response import Message
+from .errors import ClientDisconnected, ServerProtocolError
+
+__all__ = [
+    "Admission",
+    "GreenletExchange",
+    "batching_ref",
+    "Signal",
+    "ThreadExchange",
+    "checkpoint",
+    "make_signal",
+    "spawn",
+]
+
+logger = logging.getLogger("asgibridge.wsgi")
+
+ASGIReceive = Callable[[], Awaitable[Message]]
+ASGISend = Callable[[Message], Awaitable[None]]
+
+# --------------------------------------------------------------------- loop helpers
+
+
+class Signal:
+    """A one-waiter wake-up flag for the loop thread (asyncio flavour).
+
+    ``set()`` must be called on the loop thread (workers reach it through
+    ``LoopRef.post``). A ``set()`` with nobody waiting is remembered.
+    """
+
+    __slots__ = ("_flag", "_fut", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._fut: asyncio.Future[Any] | None = None
+        self._flag = False
+
+    def set(self) -> None:
+        """Wake the waiter, or remember the wake-up for the next :meth:`wait`."""
+        fut = self._fut
+        if fut is None:
+            self._flag = True
+        else:
+            self._fut = None
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait(self) -> None:
+        """Return once :meth:`set` has been called (at once if it already was)."""
+        if self._flag:
+            self._flag = False
+            return
+        fut = self._fut = self._loop.create_future()
+        try:
+            await fut
+        finally:
+            self._fut = None
+
+
+class _TrioSignal(Signal):
+    """The same flag on trio, with ``trio.lowlevel`` parking."""
+
+    __slots__ = ("_task", "_trio")
+
+    def __init__(self, trio: Any) -> None:
+        self._trio = trio
+        self._task: Any = None
+        self._flag = False
+
+    def set(self) -> None:
+        """Wake the waiter, or remember the wake-up for the next :meth:`wait`."""
+        task = self._task
+        if task is None:
+            self._flag = True
+        else:
+            self._task = None
+            self._trio.lowlevel.reschedule(task)
+
+    async def wait(self) -> None:
+        """Return once :meth:`set` has been called (at once if it already was)."""
+        if self._flag:
+            self._flag = False
+            return
+        lowlevel = self._trio.lowlevel
+        self._task = lowlevel.current_task()
+
+        def abort(_raise_cancel: Any) -> Any:
+            self._task = None
+            return lowlevel.Abort.SUCCEEDED
+
+        await lowlevel.wait_task_rescheduled(abort)
+
+
+def make_signal(ref: LoopRef) -> Signal:
+    """A :class:`Signal` for the loop behind ``ref``."""
+    if ref.backend == "asyncio":
+        return Signal(ref.loop)
+    import trio
+
+    return _TrioSignal(trio)
+
+
+class Background:
+    """A helper task that lives no longer than its request (asyncio flavour)."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self, ref: LoopRef, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._task = ref.loop.create_task(fn())
+
+    def cancel(self) -> None:
+        """Cancel the task (it finishes at its next await)."""
+        self._task.cancel()
+
+    async def join(self) -> None:
+        """Wait until the task has finished, however it ends."""
+        await asyncio.wait((self._task,))
+
+
+class _TrioBackground(Background):
+    """A trio system task inside its own cancel scope."""
+
+    __slots__ = ("_done", "_scope")
+
+    def __init__(self, ref: LoopRef, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        import trio
+
+        self._scope = trio.CancelScope()
+        self._done = trio.Event()
+        trio.lowlevel.spawn_system_task(self._main, fn, context=contextvars.copy_context())
+
+    async def _main(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            with self._scope:
+                await fn()
+        except Exception:  # pragma: no cover - fn catches its own errors
+            logger.exception("asgibridge: a WsgiToAsgi helper task failed")
+        finally:
+            self._done.set()
+
+    def cancel(self) -> None:
+        """Cancel the task (it finishes at its next checkpoint)."""
+        self._scope.cancel()
+
+    async def join(self) -> None:
+        """Wait until the task has finished, however it ends."""
+        await self._done.wait()
+
+
+def spawn(ref: LoopRef, fn: Callable[[], Coroutine[Any, Any, None]]) -> Background:
+    """Start ``fn()`` as a helper task on the current loop; cancel it with ``.cancel()``."""
+    if ref.backend == "asyncio":
+        return Background(ref, fn)
+    return _TrioBackground(ref, fn)
+
+
+async def checkpoint(ref: LoopRef) -> None:
+    """Let every other ready task run once."""
+    if ref.backend == "asyncio":
+        await asyncio.sleep(0)
+    else:
+        import trio
+
+        await trio.lowlevel.checkpoint()
+
+
+class _Mailbox:
+    """Coalesces thread -> loop posts: one loop wake-up per batch, not per message.
+
+    Every ``post`` from a worker is a syscall (the loop's self-pipe) that
+    also releases the GIL, inviting a GIL ping-pong with the loop thread.
+    Here a post only appends to a deque; the first post into an empty
+    mailbox schedules one ``drain`` on the loop, which runs every callback
+    queued by then, in order.
+    """
+
+    __slots__ = ("_items", "_lock", "_post", "_scheduled")
+
+    def __init__(self, post: Callable[..., Any]) -> None:
+        self._post = post
+        self._items: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def post(self, callback: Callable[..., Any], *args: Any) -> None:
+        """From any thread: run ``callback(*args)`` on the loop, batched with other posts."""
+        with self._lock:
+            self._items.append((callback, args))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            self._post(self._drain)
+        except BaseException:
+            with self._lock:
+                self._scheduled = False
+            raise
+
+    def _drain(self) -> None:
+        with self._lock:
+            self._scheduled = False
+            items = self._items
+            self._items = deque()
+        for callback, args in items:
+            try:
+                callback(*args)
+            except Exception:  # pragma: no cover - our callbacks do not raise
+                logger.exception("asgibridge: a WsgiToAsgi loop callback failed")
+
+
+_trio_refs: Any = None
+
+
+def batching_ref(ref: LoopRef) -> LoopRef:
+    """A :class:`LoopRef` for the same loop whose ``post`` goes through a :class:`_Mailbox`.
+
+    One per loop: cached on the asyncio loop object, or in a trio ``RunVar``.
+    Jobs carry it, so ``async_to_sync`` inside the WSGI app uses it too.
+    """
+    if ref.backend == "asyncio":
+        loop = ref.loop
+        batched: LoopRef | None = getattr(loop, "_asgibridge_wsgi_ref", None)
+        if batched is None:
+            batched = LoopRef("asyncio", loop, _Mailbox(ref.post).post)
+            try:
+                loop._asgibridge_wsgi_ref = batched
+            except AttributeError:  # pragma: no cover - exotic loop with __slots__
+                pass
+        return batched
+    global _trio_refs
+    import trio
+
+    if _trio_refs is None:
+        _trio_refs = trio.lowlevel.RunVar("asgibridge_wsgi_ref")
+    try:
+        return _trio_refs.get()  # type: ignore[no-any-return]
+    except LookupError:
+        batched = LoopRef("trio", ref.loop, _Mailbox(ref.post).post)
+        _trio_refs.set(batched)
+        return batched
+
+
+def _body_message(msg: Message) -> tuple[bytes, bool]:
+    """(body, more_body) of an ``http.request`` message, or raise for anything else."""
+    typ = msg.get("type")
+    if typ == "http.request":
+        return msg.get("body", b""), msg.get("more_body", False)
+    if typ == "http.disconnect":
+        raise ClientDisconnected("the client disconnected before sending the whole request body")
+    raise ServerProtocolError(
+        f"receive() returned a {typ!r} message during an HTTP request; the server sent "
+        "something other than 'http.request' or 'http.disconnect'"
+    )
+
+
+# ------------------------------------------------------------------------ admission
+
+
+class Admission:
+    """Keeps the number of *runnable* worker threads low, and grows it when they block.
+
+    Worker threads only run Python one at a time (the GIL), and every extra
+    runnable thread adds GIL hand-offs: measured here, a Flask "hello" at 16
+    requests in flight costs ~90 us per request with one or two runnable
+    workers and ~160 us with sixteen. So at most ``soft`` jobs run at once;
+    more wait in a FIFO queue. A worker that finishes a job takes the next
+    queued request itself (see ``_job_main`` in :mod:`asgibridge.wsgi`),
+    exactly like a pool backlog, so a busy slot costs no thread wake-up.
+
+    While requests are queued, one checker task per busy period wakes every
+    ``GROW_DELAY`` seconds. If no job finished since its last look, the
+    running jobs are blocked (I/O, sleeps, slow clients), so it starts more
+    queued requests on threads of their own, doubling the running count each
+    time, up to ``hard`` (the pool's ``max_workers``). An I/O-bound app thus
+    gets all its threads within milliseconds; a CPU-light app keeps the GIL
+    calm.
+
+    Queue entries are :class:`ThreadExchange` objects; their ``admitted``
+    flag is set under the lock when their job is submitted, and entries
+    whose request went away are skipped lazily, so every operation is O(1).
+    """
+
+    GROW_DELAY = 0.002
+
+    __slots__ = ("_lock", "active", "checking", "done", "hard", "queue", "soft", "submit")
+
+    def __init__(self, submit: Callable[[Any], None], soft: int, hard: int) -> None:
+        self.submit = submit
+        self.soft = min(soft, hard)
+        self.hard = hard
+        self._lock = threading.Lock()
+        self.active = 0
+        self.done = 0
+        self.checking = False
+        self.queue: deque[ThreadExchange] = deque()
+
+    def admit(self, ex: ThreadExchange) -> None:
+        """Start ``ex.job`` now, or queue it (and make sure a checker watches the queue)."""
+        with self._lock:
+            if self.active < self.soft and not self.queue:
+                self.active += 1
+                ex.admitted = True
+                start = True
+            else:
+                self.queue.append(ex)
+                start = False
+                check = not self.checking
+                self.checking = True
+        if start:
+            self.submit(ex.job)
+        elif check:
+            spawn(ex.ref, self._check)
+
+    def _pop_live(self) -> ThreadExchange | None:
+        """Call with the lock held: the next queued request still worth running."""
+        queue = self.queue
+        while queue:
+            ex = queue.popleft()
+            if not ex.admitted and not ex.gone:
+                ex.admitted = True
+                return ex
+        return None
+
+    def finished(self) -> ThreadExchange | None:
+        """A job ended (called in its worker): the next queued request to run, if any.
+
+        The worker runs it right away, on the same thread: no hand-off, no
+        extra runnable thread. None means the slot is free again.
+        """
+        with self._lock:
+            self.done += 1
+            ex = self._pop_live()
+            if ex is None:
+                self.active -= 1
+            return ex
+
+    async def _check(self) -> None:
+        """Grow past ``soft`` while queued requests wait behind blocked ones."""
+        seen = -1
+        try:
+            while True:
+                await _sleep(self.GROW_DELAY)
+                starting: list[ThreadExchange] = []
+                with self._lock:
+                    queue = self.queue
+                    while queue and (queue[0].admitted or queue[0].gone):
+                        queue.popleft()
+                    if not queue:
+                        self.checking = False
+                        return
+                    if self.done == seen:  # nothing finished for a whole period
+                        for _ in range(max(1, min(self.active, self.hard - self.active))):
+                            ex = self._pop_live()
+                            if ex is None:
+                                break
+                            self.active += 1
+                            starting.append(ex)
+                    seen = self.done
+                for ex in starting:
+                    self.submit(ex.job)
+        except BaseException:
+            # Cancelled with its loop: let the next queued request start a new checker.
+            with self._lock:
+                self.checking = False
+            raise
+
+
+async def _sleep(seconds: float) -> None:
+    if asyncio._get_running_loop() is not None:
+        await asyncio.sleep(seconds)
+    else:
+        import trio
+
+        await trio.sleep(seconds)
+
+
+# --------------------------------------------------------------------------- threads
+
+
+class ThreadExchange:
+    """Per-request state shared by the request task and its worker thread (thread mode).
+
+    Fields written by both sides are guarded by ``lock``; ``tq`` is where the
+    worker parks, and any loop-side event that could unblock it puts a token
+    there (the worker re-checks its condition after every wake).
+    """
+
+    __slots__ = (
+        "admitted",
+        "app",
+        "body",
+        "body_b",
+        "body_done",
+        "body_timeout",
+        "body_window",
+        "environ",
+        "extensions",
+        "gone",
+        "job",
+        "lock",
+        "outcome",
+        "parked",
+        "pending",
+        "pending_b",
+        "post",
+        "queued_b",
+        "queued_n",
+        "reason",
+        "receive",
+        "ref",
+        "rx",
+        "rx_paused",
+        "rx_signal",
+        "send",
+        "send_error",
+        "sent_b",
+        "sent_n",
+        "signal",
+        "streaming",
+        "timed_out",
+        "tq",
+        "wake_posted",
+        "want_rx",
+        "window_b",
+        "window_n",
+    )
+
+    def __init__(
+        self,
+        ref: LoopRef,
+        receive: ASGIReceive,
+        send: ASGISend,
+        extensions: Mapping[str, Any],
+        *,
+        window_n: int,
+        window_b: int,
+        body_window: int,
+        body_timeout: float | None,
+    ) -> None:
+        self.ref = ref
+        self.post = ref.post
+        self.receive = receive
+        self.send = send
+        self.extensions = extensions
+        self.window_n = window_n
+        self.window_b = window_b
+        self.body_window = body_window
+        self.body_timeout = body_timeout
+        self.lock = threading.Lock()
+        self.tq: SimpleQueue[None] = SimpleQueue()
+        self.signal = make_signal(ref)
+        self.rx_signal: Signal | None = None
+        self.rx: Background | None = None
+        self.outcome: tuple[bool, Any] | None = None
+        self.pending: list[Message] = []
+        self.pending_b = 0
+        self.queued_n = self.sent_n = 0
+        self.queued_b = self.sent_b = 0
+        self.wake_posted = False
+        self.parked = False
+        self.want_rx = False
+        self.rx_paused = False
+        self.streaming = False
+        self.timed_out = False
+        self.gone = False
+        self.reason = ""
+        self.send_error: BaseException | None = None
+        self.body: deque[bytes] = deque()
+        self.body_b = 0
+        self.body_done = False
+        self.admitted = False
+        self.job: Any = None
+        self.app: Any = None
+        self.environ: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ worker side
+
+    def _post(self, callback: Callable[[], None]) -> None:
+        try:
+            self.post(callback)
+        except RuntimeError:  # the loop is closed: nobody will ever send this
+            with self.lock:
+                self._mark_gone("the event loop serving this request has closed")
+            raise ClientDisconnected(self.reason) from None
+
+    def push(self, messages: list[Message], final: bool, nbytes: int) -> None:
+        """Queue response messages; see :class:`~asgibridge._wsgi_response.Transport`."""
+        lock = self.lock
+        with lock:
+            if self.gone:
+                raise ClientDisconnected(self.reason)
+            self.pending.extend(messages)
+            self.pending_b += nbytes
+            self.queued_n += len(messages)
+            self.queued_b += nbytes
+            if final:
+                return  # the job's completion wakes the request task
+            post = not self.wake_posted
+            self.wake_posted = True
+        if post:
+            self._post(self.signal.set)
+        while True:
+            with lock:
+                if self.gone:
+                    raise ClientDisconnected(self.reason)
+                if (
+                    self.queued_n - self.sent_n <= self.window_n
+                    and self.queued_b - self.sent_b <= self.window_b
+                ):
+                    return
+                self.parked = True
+            self.tq.get()
+
+    def push_wait(self, messages: list[Message]) -> None:
+        """Send ``messages`` and return once the request task has sent them."""
+        lock = self.lock
+        with lock:
+            if self.gone:
+                raise ClientDisconnected(self.reason)
+            self.pending.extend(messages)
+            self.queued_n += len(messages)
+            target = self.queued_n
+            post = not self.wake_posted
+            self.wake_posted = True
+        if post:
+            self._post(self.signal.set)
+        while True:
+            with lock:
+                if self.sent_n >= target:
+                    return
+                if self.gone:
+                    raise ClientDisconnected(self.reason)
+                self.parked = True
+            self.tq.get()
+
+    def pull(self) -> tuple[bytes, bool]:
+        """The next request body chunk, waiting for it if needed."""
+        lock = self.lock
+        while True:
+            post = False
+            with lock:
+                body = self.body
+                if body:
+                    data = body.popleft()
+                    self.body_b -= len(data)
+                    more = bool(body) or not self.body_done
+                    resume = self.rx_paused and self.body_b < self.body_window
+                    if resume:
+                        self.rx_paused = False
+                elif self.body_done:
+                    return b"", False
+                elif self.gone:
+                    raise ClientDisconnected(self.reason)
+                else:
+                    data = None
+                    self.parked = True
+                    if not self.want_rx:
+                        self.want_rx = True
+                        post = not self.wake_posted
+                        self.wake_posted = True
+            if data is not None:
+                if resume:
+                    rx_signal = self.rx_signal
+                    if rx_signal is not None:
+                        self._post(rx_signal.set)
+                return data, more
+            if post:
+                self._post(self.signal.set)
+            try:
+                self.tq.get(timeout=self.body_timeout)
+            except Empty:
+                with lock:
+                    if self.body or self.body_done or self.gone:
+                        continue
+                    self.parked = False
+                    self.timed_out = True
+                raise ClientDisconnected(
+                    f"the client sent no request body data for {self.body_timeout}s "
+                    "(WsgiToAsgi body_timeout); the upload is treated as abandoned"
+                ) from None
+
+    # -------------------------------------------------------------- loop side
+
+    def _mark_gone(self, reason: str) -> None:
+        """Call with ``lock`` held: every later worker operation raises."""
+        if not self.gone:
+            self.gone = True
+            self.reason = reason
+        if self.parked:
+            self.parked = False
+            self.tq.put(None)
+
+    def abandon(self, reason: str) -> None:
+        """The request task is going away: release the worker."""
+        with self.lock:
+            self._mark_gone(reason)
+        rx = self.rx
+        if rx is not None:
+            rx.cancel()
+
+    def on_settle(self, job: Any, ok: bool, value: Any) -> None:
+        """Job completion callback (runs on the loop).
+
+        ``_job_main`` posts it itself with the request's outcome; the core
+        posts it again when the thread's job ends, which is then ignored.
+        """
+        if self.outcome is None:
+            self.outcome = (ok, value)
+            self.signal.set()
+
+    async def dispatch(self) -> None:
+        """Send what the worker queues until its job has finished."""
+        lock = self.lock
+        send = self.send
+        signal = self.signal
+        while True:
+            await signal.wait()
+            done = self.outcome is not None
+            with lock:
+                msgs = self.pending
+                nbytes = self.pending_b
+                if msgs:
+                    self.pending = []
+                    self.pending_b = 0
+                self.wake_posted = False
+                want_rx = self.want_rx
+            if msgs:
+                if not self.gone:
+                    try:
+                        for msg in msgs:
+                            await send(msg)
+                    except Exception as exc:
+                        self.send_error = exc
+                        with lock:
+                            self._mark_gone(f"sending the response failed: {exc!r}")
+                    else:
+                        last = msgs[-1]
+                        self.streaming = (
+                            last.get("more_body", False) or last["type"] == "http.response.start"
+                        )
+                if not done:
+                    with lock:
+                        self.sent_n += len(msgs)
+                        self.sent_b += nbytes
+                        if self.parked:
+                            self.parked = False
+                            self.tq.put(None)
+            if done:
+                return
+            if self.rx is None and not self.gone and (want_rx or self.streaming):
+                self.rx_signal = make_signal(self.ref)
+                self.rx = spawn(self.ref, self._receive_loop)
+
+    async def _receive_loop(self) -> None:
+        """Read the request body ahead of the worker, and watch for a disconnect."""
+        lock = self.lock
+        receive = self.receive
+        rx_signal = self.rx_signal
+        assert rx_signal is not None
+        try:
+            while True:
+                while not self.body_done:
+                    with lock:
+                        if self.body_b < self.body_window:
+                            break
+                        self.rx_paused = True
+                    await rx_signal.wait()
+                msg = await receive()
+                typ = msg.get("type")
+                if typ == "http.request":
+                    if self.body_done:
+                        # Nothing may follow the last body chunk but http.disconnect;
+                        # stop watching rather than spin on a confused server.
+                        logger.warning(
+                            "receive() returned another 'http.request' after the request "
+                            "body ended; no longer watching for a disconnect"
+                        )
+                        return
+                    data = msg.get("body", b"")
+                    with lock:
+                        if data:
+                            self.body.append(data)
+                            self.body_b += len(data)
+                        if not msg.get("more_body", False):
+                            self.body_done = True
+                        if self.parked:
+                            self.parked = False
+                            self.tq.put(None)
+                elif typ == "http.disconnect":
+                    with lock:
+                        self._mark_gone(
+                            "the client disconnected before sending the whole request body"
+                            if not self.body_done
+                            else "the client disconnected"
+                        )
+                    self.signal.set()
+                    return
+                else:
+                    raise ServerProtocolError(
+                        f"receive() returned a {typ!r} message during an HTTP request"
+                    )
+        except Exception as exc:
+            with lock:
+                self._mark_gone(f"receive() failed: {exc!r}")
+            self.signal.set()
+
+
+# -------------------------------------------------------------------------- greenlets
+
+
+class GreenletExchange:
+    """Per-request transport for greenlet mode: direct awaits through the driver task."""
+
+    __slots__ = (
+        "body_done",
+        "extensions",
+        "gone",
+        "reason",
+        "receive",
+        "send",
+        "send_error",
+        "tail",
+        "watcher",
+    )
+
+    def __init__(
+        self,
+        receive: ASGIReceive,
+        send: ASGISend,
+        extensions: Mapping[str, Any],
+        body_done: bool,
+    ) -> None:
+        self.receive = receive
+        self.send = send
+        self.extensions = extensions
+        self.body_done = body_done
+        self.tail: list[Message] = []
+        self.gone = False
+        self.reason = ""
+        self.send_error: BaseException | None = None
+        self.watcher: Background | None = None
+
+    def push(self, messages: list[Message], final: bool, nbytes: int) -> None:
+        """Final messages wait for the driver; others are sent now, through the driver task."""
+        if self.gone:
+            raise ClientDisconnected(self.reason)
+        if final:
+            self.tail.extend(messages)
+        else:
+            await_in_greenlet(self._send_now(messages, True))
+
+    def push_wait(self, messages: list[Message]) -> None:
+        """Send ``messages`` now and return once ``send()`` has taken them."""
+        if self.gone:
+            raise ClientDisconnected(self.reason)
+        await_in_greenlet(self._send_now(messages, False))
+
+    async def _send_now(self, messages: list[Message], streaming: bool) -> None:
+        send = self.send
+        try:
+            for msg in messages:
+                await send(msg)
+        except Exception as exc:
+            self.send_error = exc
+            self._mark_gone(f"sending the response failed: {exc!r}")
+            raise ClientDisconnected(self.reason) from exc
+        if streaming:
+            ref = current_loop_ref()
+            if self.watcher is None and self.body_done:
+                self.watcher = spawn(ref, self._watch)
+            # A CPU-bound generator must not starve the loop (and the watcher).
+            await checkpoint(ref)
+
+    def pull(self) -> tuple[bytes, bool]:
+        """The next request body chunk, received through the driver task."""
+        if self.body_done:
+            return b"", False
+        if self.gone:
+            raise ClientDisconnected(self.reason)
+        try:
+            data, more = _body_message(await_in_greenlet(self.receive()))
+        except ClientDisconnected as exc:
+            self._mark_gone(str(exc))
+            raise
+        if not more:
+            self.body_done = True
+        return data, more
+
+    def _mark_gone(self, reason: str) -> None:
+        if not self.gone:
+            self.gone = True
+            self.reason = reason
+
+    async def _watch(self) -> None:
+        """After the whole body has arrived, wait for ``http.disconnect``."""
+        try:
+            msg = await self.receive()
+            if msg.get("type") == "http.disconnect":
+                self._mark_gone("the client disconnected")
+            else:
+                # Nothing may follow the last body chunk but http.disconnect.
+                logger.warning(
+                    "receive() returned %r after the request body ended; no longer "
+                    "watching for a disconnect",
+                    msg.get("type"),
+                )
+        except Exception as exc:
+            self._mark_gone(f"receive() failed: {exc!r}")

@@ -1,0 +1,274 @@
+"""WsgiToAsgi in-process: a Flask "hello" through each bridge against a direct WSGI call.
+
+Run with ``python -m benchmarks.wsgi_inprocess`` (``--quick`` for a short run).
+
+Every contender is driven the same way, by a minimal in-process ASGI
+"server": a scope copied from a template, a ``receive`` that returns the
+(empty) request body, and a ``send`` that checks the status and drops the
+body. Two measurements per contender, both in microseconds per request:
+
+* **throughput**: 16 requests in flight (16 coroutines, each sending its
+  requests back to back, like 16 keep-alive connections), total time /
+  requests;
+* **latency**: one request at a time.
+
+The direct WSGI baseline calls ``app(environ, start_response)`` and consumes
+the iterable, one request at a time (a WSGI server cannot do better on one
+interpreter: the GIL serialises the app anyway). It is measured two ways:
+
+* ``direct`` (the strict baseline, used for the ratios and the targets):
+  the environ is a copy of a prebuilt dict, so the baseline pays nothing
+  for turning a request into an environ;
+* ``direct+environ``: the environ is built per request from the same ASGI
+  scope the bridges get (with asgibridge's ``build_environ``), as any server
+  must build one from its request. Its ratio column shows how much of the
+  bridges' overhead is the bridging itself rather than the translation.
+
+The ratio is direct / bridged time (1.0 = no overhead; higher is better).
+Rounds interleave the contenders with direct runs, and each ratio is taken
+against the direct runs just before and after it, so that a noisy neighbour
+or a drifting clock speed hurts both sides alike; the median over rounds is
+reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from flask import Flask
+
+from asgibridge.wsgi import WsgiToAsgi
+
+CONCURRENCY = 16
+
+flask_app = Flask("bench")
+
+
+@flask_app.get("/")
+def hello() -> str:
+    return "Hello, World!"
+
+
+SCOPE: dict[str, Any] = {
+    "type": "http",
+    "asgi": {"version": "3.0", "spec_version": "2.3"},
+    "http_version": "1.1",
+    "server": ("127.0.0.1", 8000),
+    "client": ("127.0.0.1", 50000),
+    "scheme": "http",
+    "method": "GET",
+    "root_path": "",
+    "path": "/",
+    "raw_path": b"/",
+    "query_string": b"",
+    "headers": [
+        (b"host", b"127.0.0.1:8000"),
+        (b"user-agent", b"bench"),
+        (b"accept", b"*/*"),
+    ],
+}
+
+ENVIRON: dict[str, Any] = {
+    "REQUEST_METHOD": "GET",
+    "SCRIPT_NAME": "",
+    "PATH_INFO": "/",
+    "QUERY_STRING": "",
+    "SERVER_NAME": "127.0.0.1",
+    "SERVER_PORT": "8000",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "REMOTE_ADDR": "127.0.0.1",
+    "REMOTE_PORT": "50000",
+    "HTTP_HOST": "127.0.0.1:8000",
+    "HTTP_USER_AGENT": "bench",
+    "HTTP_ACCEPT": "*/*",
+    "wsgi.version": (1, 0),
+    "wsgi.url_scheme": "http",
+    "wsgi.errors": sys.stderr,
+    "wsgi.multithread": True,
+    "wsgi.multiprocess": False,
+    "wsgi.run_once": False,
+}
+
+REQUEST = {"type": "http.request", "body": b"", "more_body": False}
+DISCONNECT = {"type": "http.disconnect"}
+
+ASGIApp = Callable[..., Awaitable[None]]
+
+
+def contenders() -> dict[str, Callable[[], ASGIApp]]:
+    """Factories, so that each round starts from a fresh bridge (and pool)."""
+    from a2wsgi import WSGIMiddleware
+    from asgiref.wsgi import WsgiToAsgi as AsgirefWsgiToAsgi
+
+    return {
+        "asgibridge thread": lambda: WsgiToAsgi(flask_app),
+        "asgibridge greenlet": lambda: WsgiToAsgi(flask_app, executor="greenlet"),
+        "a2wsgi": lambda: WSGIMiddleware(flask_app),  # type: ignore[arg-type]
+        "asgiref": lambda: AsgirefWsgiToAsgi(flask_app),  # type: ignore[no-untyped-call]
+    }
+
+
+async def one_request(app: ASGIApp) -> None:
+    done = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal done
+        if done:
+            return DISCONNECT
+        done = True
+        return REQUEST
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            raise RuntimeError(f"unexpected status {message['status']}")
+
+    await app(dict(SCOPE), receive, send)
+
+
+async def check(app: ASGIApp) -> None:
+    """One request whose response is checked in full."""
+    out: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return REQUEST
+
+    async def send(message: dict[str, Any]) -> None:
+        out.append(message)
+
+    await app(dict(SCOPE), receive, send)
+    body = b"".join(m.get("body", b"") for m in out if m["type"] == "http.response.body")
+    if out[0]["status"] != 200 or body != b"Hello, World!":
+        raise RuntimeError(f"bad response {out!r}")
+
+
+def bridged_round(factory: Callable[[], ASGIApp], n: int, concurrency: int) -> float:
+    async def main() -> float:
+        app = factory()
+        await check(app)
+        per = n // concurrency
+
+        async def connection(count: int) -> None:
+            for _ in range(count):
+                await one_request(app)
+
+        await asyncio.gather(*(connection(max(10, per // 4)) for _ in range(concurrency)))
+        t0 = time.perf_counter()
+        await asyncio.gather(*(connection(per) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+        aclose = getattr(app, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        executor = getattr(app, "executor", None)
+        if executor is not None and hasattr(executor, "shutdown"):
+            executor.shutdown(wait=False)
+        return elapsed / (per * concurrency) * 1e6
+
+    return asyncio.run(main())
+
+
+def direct_round(n: int, from_scope: bool = False) -> float:
+    from asgibridge._environ import build_environ
+
+    app = flask_app.wsgi_app
+    status: list[str] = []
+
+    def start_response(s: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        status.append(s)
+        return None
+
+    errors = io.StringIO()
+
+    def once() -> None:
+        if from_scope:
+            environ = build_environ(SCOPE, errors=errors, multithread=True)
+        else:
+            environ = dict(ENVIRON)
+        environ["wsgi.input"] = io.BytesIO(b"")
+        body = app(environ, start_response)
+        try:
+            for _ in body:
+                pass
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    for _ in range(max(1, n // 10)):
+        once()
+    status.clear()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        once()
+    elapsed = time.perf_counter() - t0
+    if status[0] != "200 OK":
+        raise RuntimeError(f"unexpected status {status[0]}")
+    return elapsed / n * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests and rounds")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("-n", type=int, default=None, help="requests per round")
+    parser.add_argument("--only", action="append", help="run only these contenders")
+    args = parser.parse_args()
+    n = args.n or (1600 if args.quick else 3200)
+    rounds = args.rounds or (5 if args.quick else 11)
+
+    factories = contenders()
+    if args.only:
+        factories = {k: v for k, v in factories.items() if k in args.only}
+    direct: list[float] = []
+    direct_env: list[float] = []
+    thr: dict[str, list[float]] = {name: [] for name in factories}
+    lat: dict[str, list[float]] = {name: [] for name in factories}
+    for _ in range(rounds):
+        # Each contender is bracketed by direct runs: its ratio uses the mean
+        # of the two, so drift in machine speed cancels out.
+        before = direct_round(n)
+        direct.append(before)
+        direct_env.append(direct_round(n, from_scope=True))
+        for name, factory in factories.items():
+            t = bridged_round(factory, n, CONCURRENCY)
+            la = bridged_round(factory, max(200, n // 4), 1)
+            after = direct_round(n)
+            ref = (before + after) / 2
+            thr[name].append(t / ref)
+            lat[name].append(la / ref)
+            before = after
+
+    d = statistics.median(direct)
+    de = statistics.median(direct_env)
+    print(f"Flask hello, in-process; {n} requests x {rounds} rounds")
+    print(
+        f"{'contender':<22}{'us/req c=16':>12}{'req/s':>9}{'ratio':>7}{'+env':>7}"
+        f"{'us/req c=1':>12}{'ratio':>7}"
+    )
+    for name, v in (("direct WSGI call", d), ("direct+environ", de)):
+        print(
+            f"{name:<22}{v:>12.1f}{1e6 / v:>9.0f}{d / v:>7.2f}{de / v:>7.2f}{v:>12.1f}{d / v:>7.2f}"
+        )
+    for name in factories:
+        t = statistics.median(thr[name])  # bridged / direct, per round
+        la = statistics.median(lat[name])
+        print(
+            f"{name:<22}{t * d:>12.1f}{1e6 / (t * d):>9.0f}{1 / t:>7.2f}{de / (t * d):>7.2f}"
+            f"{la * d:>12.1f}{1 / la:>7.2f}"
+        )
+    print(
+        "ratio = direct / bridged time per request: the median over rounds of each round's\n"
+        "ratio (the direct runs just before and after); us/req = ratio applied to the\n"
+        "median direct time. +env = (direct+environ) / bridged.\n"
+        "Targets, on 'ratio' at c=16: thread >= 0.45, greenlet >= 0.75."
+    )
+
+
+if __name__ == "__main__":
+    main()
