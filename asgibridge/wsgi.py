@@ -477,22 +477,12 @@ class _PoolAdmission(Admission):
         self.pool = pool
 
 
-class _Discard:
-    """A job waiter that drops the outcome (see :func:`_job_main`)."""
-
-    @staticmethod
-    def put(item: object) -> None:
-        """Drop ``item``."""
-
-
 def _job_main(ex: ThreadExchange, adm: Admission) -> None:
     """What a worker thread runs: this request, then queued ones while there are any.
 
     Each request's outcome is posted by :func:`_report` as soon as it is
-    known. The core would post the job's outcome once more when this
-    function returns; the job is switched to the core's "foreign waiter"
-    form at the end so that this second, useless wake-up of the loop is a
-    no-op.
+    known, so the job is marked ``reported``: the core posts nothing more
+    when this function returns.
     """
     job = ex.job
     _report(ex, _run_request(ex))
@@ -508,8 +498,7 @@ def _job_main(ex: ThreadExchange, adm: Admission) -> None:
             _report(ex, ex.job.context.run(_run_request, ex))
     finally:
         state.job = prev
-        job.ref = None
-        job.waiter = _Discard
+        job.reported = True
 
 
 def _run_request(ex: ThreadExchange) -> tuple[bool, Any]:

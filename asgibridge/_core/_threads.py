@@ -109,6 +109,7 @@ class Job:
         "fn",
         "kwargs",
         "ref",
+        "reported",
         "settle",
         "started",
         "waiter",
@@ -131,6 +132,10 @@ class Job:
         self.started = False
         self.aborted = False
         self.cancel_nested: Callable[[], Any] | None = None
+        #: Set by a job function that has already reported its own outcome
+        #: (a request runner that posts each request's result as it goes);
+        #: the core then posts nothing when the function returns.
+        self.reported = False
 
     @property
     def name(self) -> str:
@@ -184,6 +189,8 @@ def deliver(job: Job, ok: bool, value: Any) -> None:
     Threads call this as the *last* thing before they sleep: the wake-up it
     causes is cheapest when the woken loop thread finds the GIL free.
     """
+    if job.reported:
+        return
     ref = job.ref
     if ref is None:  # a foreign caller waits on the job itself
         job.waiter.put((ok, value))
