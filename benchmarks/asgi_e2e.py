@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from . import _harness
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,45 +56,6 @@ def _listen() -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    request = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited early with code {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2.0) as c:
-                c.sendall(request)
-                if c.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"gunicorn did not answer on port {port} within {timeout}s")
-
-
-def _wrk(port: int, seconds: float, connections: int) -> float:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds:g}s",
-            f"http://127.0.0.1:{port}/",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-    ).stdout
-    match = re.search(r"Requests/sec:\s*([\d.]+)", out)
-    if match is None:
-        raise RuntimeError(f"cannot read wrk output:\n{out}")
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise RuntimeError(f"wrk saw errors:\n{out}")
-    return float(match.group(1))
 
 
 def _worker_cpu(master: int) -> float | None:
@@ -137,10 +98,12 @@ def measure(
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, pass_fds=(sock.fileno(),))
     try:
-        _wait_ready(port, proc)
-        _wrk(port, 1.0, connections)  # warm-up
+        _harness.wait_ready(port, proc, "gunicorn")
+        _harness.wrk(port, 1.0, connections)  # warm-up
         cpu0 = _worker_cpu(proc.pid)
-        rps = _wrk(port, seconds, connections)
+        rps, non2xx, errors = _harness.wrk(port, seconds, connections)
+        if non2xx or errors:
+            raise RuntimeError(f"wrk saw {non2xx} non-2xx responses and {errors} socket errors")
         cpu1 = _worker_cpu(proc.pid)
         per_request = None
         if cpu0 is not None and cpu1 is not None:

@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from . import _harness
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,52 +44,8 @@ CONTENDERS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    request = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited early with code {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2.0) as c:
-                c.sendall(request)
-                if c.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"uvicorn did not answer on port {port} within {timeout}s")
-
-
-def _wrk(port: int, seconds: float, connections: int) -> tuple[float, int, int]:
-    """Run wrk; return (requests/s, non-2xx responses, socket errors)."""
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", f"http://127.0.0.1:{port}/"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-    ).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if rps is None:
-        raise RuntimeError(f"could not parse wrk output:\n{out}")
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return (
-        float(rps.group(1)),
-        int(non2xx.group(1)) if non2xx else 0,
-        sum(int(g) for g in errors.groups()) if errors else 0,
-    )
-
-
 def run_one(app: str, seconds: float, connections: int, log: Path) -> tuple[float, int, int]:
-    port = _free_port()
+    port = _harness.free_port()
     stderr = log.open("ab")
     proc = subprocess.Popen(
         [
@@ -113,9 +68,9 @@ def run_one(app: str, seconds: float, connections: int, log: Path) -> tuple[floa
         stderr=stderr,
     )
     try:
-        _wait_ready(port, proc)
-        _wrk(port, 1, connections)  # warm-up
-        return _wrk(port, seconds, connections)
+        _harness.wait_ready(port, proc, "uvicorn")
+        _harness.wrk(port, 1, connections)  # warm-up
+        return _harness.wrk(port, seconds, connections)
     finally:
         proc.terminate()
         try:

@@ -30,6 +30,8 @@ import threading
 import time
 from pathlib import Path
 
+from . import _harness
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CONTENDERS = {
@@ -55,12 +57,6 @@ def _status(pid: int, key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"{key} not found for pid {pid}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -136,7 +132,7 @@ def echo(port: int, size: int) -> tuple[int, float]:
 
 def measure(app: str, size: int) -> tuple[int, int, int, float]:
     """Return (baseline RSS, peak RSS, bytes echoed, seconds) for one server."""
-    port = _free_port()
+    port = _harness.free_port()
     args = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
     args += ["--workers", "1", "--log-level", "warning", "--no-access-log"]
     if app in PEERS.values():
