@@ -5,6 +5,7 @@ Public names only; everything else lives in private modules.
 
 from __future__ import annotations
 
+from ._core import BackgroundLoop
 from .asgi import AsgiToWsgi
 from .errors import (
     AppProtocolError,
@@ -34,6 +35,7 @@ __all__ = [
     "AppProtocolError",
     "AsgiToWsgi",
     "AsyncToSync",
+    "BackgroundLoop",
     "BridgeError",
     "ClientDisconnected",
     "DeadlockError",

@@ -1,0 +1,231 @@
+"""The scheduler core's own guarantees: the inbox, the bounded pool, the background loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from queue import Empty
+from typing import Any
+
+import pytest
+
+from asgibridge import BackgroundLoop, SchedulerError
+from asgibridge._core import Job, ThreadPool, run_job_async
+from asgibridge._core._inbox import Inbox
+
+WAIT = 10.0
+
+
+# ------------------------------------------------------------------------- Inbox
+
+
+def test_inbox_is_fifo_and_get_nowait_raises_empty() -> None:
+    inbox = Inbox()
+    for i in range(5):
+        inbox.put(i)
+    assert inbox.qsize() == 5
+    assert [inbox.get() for _ in range(5)] == [0, 1, 2, 3, 4]
+    assert inbox.empty()
+    with pytest.raises(Empty):
+        inbox.get_nowait()
+    inbox.close()
+
+
+def test_inbox_get_times_out() -> None:
+    inbox = Inbox()
+    with pytest.raises(Empty):
+        inbox.get(timeout=0.01)
+    inbox.close()
+
+
+def test_inbox_loses_no_wakeup_under_many_producers() -> None:
+    """Four producer threads, one consumer: every item arrives, none is stuck behind a sleep."""
+    inbox = Inbox()
+    per_producer = 2000
+    start = threading.Barrier(5, timeout=WAIT)
+
+    def produce(base: int) -> None:
+        start.wait()
+        for i in range(per_producer):
+            inbox.put(base + i)
+
+    producers = [threading.Thread(target=produce, args=(k * per_producer,)) for k in range(4)]
+    for t in producers:
+        t.start()
+    start.wait()
+    got = [inbox.get(timeout=WAIT) for _ in range(4 * per_producer)]
+    for t in producers:
+        t.join(WAIT)
+    assert sorted(got) == list(range(4 * per_producer))
+    inbox.close()
+
+
+def test_inbox_wake_is_never_lost() -> None:
+    inbox = Inbox()
+    inbox.wake()  # before the consumer sleeps: the next sleep returns at once
+    done = threading.Event()
+
+    def consumer() -> None:
+        inbox.sleep()
+        done.set()
+
+    t = threading.Thread(target=consumer)
+    t.start()
+    assert done.wait(WAIT)
+    t.join(WAIT)
+    inbox.close()
+
+
+# -------------------------------------------------------------------- ThreadPool
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_pool_never_exceeds_max_workers_and_keeps_fifo_order(workers: int) -> None:
+    pool = ThreadPool(workers, name="asgibridge-test")
+    order: list[int] = []
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def work(i: int) -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        gate.wait(WAIT)
+        with lock:
+            running -= 1
+            order.append(i)
+        return i
+
+    async def main() -> list[int]:
+        jobs = [
+            run_job_async(Job(work, (i,), {}, contextvars.copy_context()), pool) for i in range(8)
+        ]
+        tasks = [asyncio.ensure_future(j) for j in jobs]
+        await asyncio.sleep(0)
+        gate.set()
+        return await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+
+    try:
+        assert asyncio.run(main()) == list(range(8))
+        assert 1 <= peak <= workers
+        assert pool.size <= workers
+        if workers == 1:  # one worker: the backlog is served strictly first come, first served
+            assert order == list(range(8))
+    finally:
+        pool.close()
+    assert pool.size == 0
+
+
+def test_pool_rejects_bad_size_and_work_after_close() -> None:
+    with pytest.raises(ValueError, match="positive int"):
+        ThreadPool(0)
+    pool = ThreadPool(1)
+    pool.close()
+
+    async def main() -> None:
+        await run_job_async(Job(int, (), {}, contextvars.copy_context()), pool)
+
+    with pytest.raises(SchedulerError, match="is closed"):
+        asyncio.run(main())
+
+
+def test_pool_threads_are_named() -> None:
+    pool = ThreadPool(1, name="asgibridge-named")
+
+    async def main() -> str:
+        job = Job(lambda: threading.current_thread().name, (), {}, contextvars.copy_context())
+        return await run_job_async(job, pool)  # type: ignore[no-any-return]
+
+    try:
+        assert asyncio.run(main()).startswith("asgibridge-named-")
+    finally:
+        pool.close()
+
+
+# --------------------------------------------------------------- BackgroundLoop
+
+
+def test_background_loop_starts_lazily_runs_coroutines_and_closes() -> None:
+    before = {t.name for t in threading.enumerate()}
+    bl = BackgroundLoop(name="asgibridge-test-loop")
+    assert not bl.running
+    assert "asgibridge-test-loop" not in {t.name for t in threading.enumerate()} - before
+
+    async def whoami(x: int) -> tuple[int, str]:
+        await asyncio.sleep(0)
+        return x + 1, threading.current_thread().name
+
+    assert bl.call(whoami, 1) == (2, "asgibridge-test-loop")
+    assert bl.running
+    seen = threading.Event()
+    bl.call_soon(seen.set)
+    assert seen.wait(WAIT)
+
+    async def fail() -> None:
+        raise KeyError("inside")
+
+    with pytest.raises(KeyError, match="inside"):
+        bl.call(fail)
+    thread = bl.thread
+    assert thread is not None
+    bl.close()
+    bl.close()  # idempotent
+    assert not thread.is_alive()
+    with pytest.raises(SchedulerError, match="closed"):
+        bl.call(whoami, 1)
+
+
+def test_background_loop_call_from_its_own_thread_is_refused() -> None:
+    bl = BackgroundLoop(name="asgibridge-test-self")
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    async def noop() -> None:
+        return None
+
+    def on_loop() -> None:
+        try:
+            bl.call(noop)
+        except SchedulerError as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    try:
+        bl.call_soon(on_loop)
+        assert done.wait(WAIT)
+        assert errors and "await the coroutine directly" in str(errors[0])
+    finally:
+        bl.close()
+
+
+def test_background_loop_propagates_context_both_ways() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("bg_var", default="unset")
+    bl = BackgroundLoop(name="asgibridge-test-ctx")
+
+    async def read_and_set() -> str:
+        before = var.get()
+        var.set("from-loop")
+        return before
+
+    try:
+        var.set("from-caller")
+        assert bl.call(read_and_set) == "from-caller"
+        assert var.get() == "from-loop"
+    finally:
+        bl.close()
+
+
+def test_public_names_have_docstrings() -> None:
+    import asgibridge
+
+    missing: list[Any] = [
+        name
+        for name in asgibridge.__all__
+        if not name.startswith("__") and not (getattr(asgibridge, name).__doc__ or "").strip()
+    ]
+    assert not missing
