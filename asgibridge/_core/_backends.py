@@ -81,9 +81,6 @@ def _start_trio_task(
     trio.lowlevel.spawn_system_task(coro_fn, *args, context=context)
 
 
-_asyncio_refs: dict[int, LoopRef] = {}
-
-
 def current_loop_ref() -> LoopRef:
     """The :class:`LoopRef` of the loop running in this thread.
 

@@ -189,18 +189,3 @@ def await_in_greenlet(awaitable: Awaitable[_R]) -> _R:
     if tag == _THROW:
         raise value
     return value  # type: ignore[no-any-return]
-
-
-def idle_greenlets() -> int:
-    """How many parked greenlets this thread holds (for tests and diagnostics)."""
-    return len(_pool.idle)
-
-
-def clear_pool() -> None:
-    """Free this thread's parked greenlets."""
-    pool = _pool.idle
-    while pool:
-        g = pool.pop()
-        if not g.dead:
-            g.parent = getcurrent()
-            g.switch(None)
