@@ -56,6 +56,7 @@ from ._wsgi_exchange import (
 )
 from ._wsgi_response import EMPTY_INPUT, ErrorStream, FileWrapper, Input, Message, run_wsgi
 from .errors import ClientDisconnected, RequestRejected, ServerProtocolError
+from .sync import iscoroutinefunction
 
 __all__ = ["WsgiToAsgi"]
 
@@ -416,7 +417,7 @@ class WsgiToAsgi:
     # ----------------------------------------------------------------- lifespan
 
     async def _run_hook(self, hook: Hook) -> None:
-        if inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(
+        if iscoroutinefunction(hook) or iscoroutinefunction(
             getattr(hook, "__call__", None)  # noqa: B004
         ):
             await hook()
