@@ -65,7 +65,6 @@ import os
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from http import HTTPStatus
 from typing import IO, Any
 
 from ._core import default_scheduler
@@ -79,8 +78,6 @@ __all__ = [
     "FileBody",
     "PathSend",
     "ResponseBody",
-    "status_line",
-    "wsgi_headers",
 ]
 
 logger = logging.getLogger("asgibridge.asgi")
@@ -103,27 +100,6 @@ _NO_SCOPE: dict[str, Any] = {"method": "?", "path": "?"}
 # (taken once per request and once per job; never contended for long).
 _home_lock = threading.Lock()
 
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-
-_STATUS_LINES = {int(s): f"{int(s)} {s.phrase}" for s in HTTPStatus}
-
-# Decoded response header name for each raw name seen; "" marks a hop-by-hop
-# header that a WSGI application must not send (PEP 3333). Bounded.
-_NAMES: dict[bytes, str] = {}
-_NAMES_LIMIT = 512
-
 
 class Failure:
     """In ``pending``: the app failed before finishing the response."""
@@ -141,53 +117,6 @@ class PathSend:
 
     def __init__(self, path: str) -> None:
         self.path = path
-
-
-def status_line(status: Any) -> str:
-    """``200`` -> ``"200 OK"``; raises AppProtocolError for a status that is not an int."""
-    line = _STATUS_LINES.get(status)
-    if line is not None and status.__class__ is int:
-        return line
-    if status.__class__ is not int or not 100 <= status <= 999:
-        raise AppProtocolError(
-            f"http.response.start has status {status!r}; it must be an int from 100 to 999"
-        )
-    return f"{status} Unknown"
-
-
-def wsgi_headers(raw: Any) -> list[tuple[str, str]]:
-    """ASGI ``[(b"name", b"value"), ...]`` -> WSGI ``[("name", "value"), ...]`` (latin-1).
-
-    Hop-by-hop headers are dropped: PEP 3333 reserves them for the server.
-    """
-    out: list[tuple[str, str]] = []
-    names = _NAMES
-    try:
-        for name, value in raw:
-            text = names.get(name)
-            if text is None:
-                text = bytes(name).decode("latin-1")
-                if text.lower() in _HOP_BY_HOP:
-                    text = ""
-                elif text != text.strip() or not text:
-                    raise ValueError(f"invalid header name {name!r}")
-                if len(names) < _NAMES_LIMIT:
-                    names[bytes(name)] = text
-            if text:
-                text_value = bytes(value).decode("latin-1")
-                if not text_value.isprintable() and _has_control(text_value):
-                    raise ValueError(f"control character in the value of header {text!r}")
-                out.append((text, text_value))
-    except (TypeError, ValueError) as exc:
-        raise AppProtocolError(
-            f"http.response.start has invalid headers ({exc}); headers must be an iterable "
-            "of (name, value) byte-string pairs"
-        ) from None
-    return out
-
-
-def _has_control(value: str) -> bool:
-    return any(c != "\t" and (c < " " or c == "\x7f") for c in value)
 
 
 def _resolve(fut: asyncio.Future[Any], value: Any) -> None:

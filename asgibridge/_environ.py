@@ -31,17 +31,28 @@ for speed first, then for strictness:
   :class:`~asgibridge.errors.AppProtocolError`.
 * ``environ_to_scope`` is the reverse direction, for ``AsgiToWsgi``
   (rule A7). It uses the same memoisation for environ key -> header name.
+* ``status_line`` and ``wsgi_headers`` turn an ASGI app's
+  ``http.response.start`` into ``start_response`` arguments for
+  ``AsgiToWsgi``: the mirror image of ``encode_response_start``. Hop-by-hop
+  headers are dropped, because PEP 3333 reserves them for the server.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any, TextIO
 from urllib.parse import quote, unquote_to_bytes
 
 from .errors import AppProtocolError, RequestRejected, ServerProtocolError
 
-__all__ = ["build_environ", "encode_response_start", "environ_to_scope"]
+__all__ = [
+    "build_environ",
+    "encode_response_start",
+    "environ_to_scope",
+    "status_line",
+    "wsgi_headers",
+]
 
 # Upper bound for each memo table. Past it, new entries are computed and not
 # stored, so hostile input costs speed, never memory.
@@ -585,3 +596,74 @@ def environ_to_scope(
     if state is not None:
         scope["state"] = dict(state)
     return scope
+
+
+# ------------------------------------------------- ASGI response -> WSGI response
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+_STATUS_LINES = {int(s): f"{int(s)} {s.phrase}" for s in HTTPStatus}
+
+# Decoded response header name for each raw name seen; "" marks a hop-by-hop
+# header that a WSGI application must not send (PEP 3333). Bounded.
+_NAMES: dict[bytes, str] = {}
+_NAMES_LIMIT = 512
+
+
+def status_line(status: Any) -> str:
+    """``200`` -> ``"200 OK"``; raises AppProtocolError for a status that is not an int."""
+    line = _STATUS_LINES.get(status)
+    if line is not None and status.__class__ is int:
+        return line
+    if status.__class__ is not int or not 100 <= status <= 999:
+        raise AppProtocolError(
+            f"http.response.start has status {status!r}; it must be an int from 100 to 999"
+        )
+    return f"{status} Unknown"
+
+
+def wsgi_headers(raw: Any) -> list[tuple[str, str]]:
+    """ASGI ``[(b"name", b"value"), ...]`` -> WSGI ``[("name", "value"), ...]`` (latin-1).
+
+    Hop-by-hop headers are dropped: PEP 3333 reserves them for the server.
+    """
+    out: list[tuple[str, str]] = []
+    names = _NAMES
+    try:
+        for name, value in raw:
+            text = names.get(name)
+            if text is None:
+                text = bytes(name).decode("latin-1")
+                if text.lower() in _HOP_BY_HOP:
+                    text = ""
+                elif text != text.strip() or not text:
+                    raise ValueError(f"invalid header name {name!r}")
+                if len(names) < _NAMES_LIMIT:
+                    names[bytes(name)] = text
+            if text:
+                text_value = bytes(value).decode("latin-1")
+                if not text_value.isprintable() and _has_control(text_value):
+                    raise ValueError(f"control character in the value of header {text!r}")
+                out.append((text, text_value))
+    except (TypeError, ValueError) as exc:
+        raise AppProtocolError(
+            f"http.response.start has invalid headers ({exc}); headers must be an iterable "
+            "of (name, value) byte-string pairs"
+        ) from None
+    return out
+
+
+def _has_control(value: str) -> bool:
+    return any(c != "\t" and (c < " " or c == "\x7f") for c in value)

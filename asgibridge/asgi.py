@@ -48,13 +48,11 @@ from ._asgi_exchange import (
     FileBody,
     PathSend,
     ResponseBody,
-    status_line,
-    wsgi_headers,
 )
 from ._asgi_lifespan import LifespanRunner, Outcome
 from ._core import BackgroundLoop
 from ._core._threads import current_home, thread_state
-from ._environ import environ_to_scope
+from ._environ import environ_to_scope, status_line, wsgi_headers
 from .errors import LifespanError, SchedulerError
 
 __all__ = ["AsgiToWsgi"]
