@@ -47,6 +47,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from queue import Empty, SimpleQueue
 from typing import Any
 
+import anyio
+
 from ._core import LoopRef, await_in_greenlet, current_loop_ref
 from ._wsgi_response import Message
 from .errors import ClientDisconnected, ServerProtocolError
@@ -388,7 +390,7 @@ class Admission:
         seen = -1
         try:
             while True:
-                await _sleep(self.GROW_DELAY)
+                await anyio.sleep(self.GROW_DELAY)
                 starting: list[ThreadExchange] = []
                 with self._lock:
                     queue = self.queue
@@ -412,15 +414,6 @@ class Admission:
             with self._lock:
                 self.checking = False
             raise
-
-
-async def _sleep(seconds: float) -> None:
-    if asyncio._get_running_loop() is not None:
-        await asyncio.sleep(seconds)
-    else:
-        import trio
-
-        await trio.sleep(seconds)
 
 
 # --------------------------------------------------------------------------- threads
