@@ -41,6 +41,7 @@ from ._core import (
     HOME,
     ExecutorTarget,
     Job,
+    Lane,
     apply_context,
     await_in_greenlet,
     close_default_scheduler,
@@ -54,7 +55,6 @@ from ._core import (
     set_lane_watchdog,
     thread_state,
 )
-from ._core._threads import Lane
 from .errors import SchedulerError
 
 __all__ = [
