@@ -249,6 +249,9 @@ class Exchange(ThreadHome):
             if timer is not None:
                 timer.cancel()
             self.bridge._tasks.discard(self.task)
+            # Break the exchange <-> task cycle (the task's context holds this
+            # exchange as HOME), so refcounting frees both without a GC pass.
+            self.task = None
             self._finished()
 
     def _failed(self, exc: BaseException) -> None:

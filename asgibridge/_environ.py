@@ -83,6 +83,9 @@ _HTTP_VERSIONS = {
     "HTTP/2.0": "2",
 }
 
+# SERVER_PROTOCOL for the usual scope["http_version"] values.
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2", "3": "HTTP/3"}
+
 # Characters left unescaped when a raw_path is rebuilt from PATH_INFO.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
@@ -234,8 +237,10 @@ def build_environ(
         )
 
     scheme = scope.get("scheme") or "http"
-    path = _path_info_source(scope)
-    root = scope.get("root_path") or ""
+    path = scope.get("path")
+    if path.__class__ is not str or not path.isascii():
+        path = _path_info_source(scope)
+    root = scope.get("root_path")
     if root:
         root = _to_latin1_space(root).rstrip("/")
         if root and not root.startswith("/"):
@@ -244,9 +249,14 @@ def build_environ(
             cut = len(root)
             if len(path) == cut or path[cut] == "/":
                 path = path[cut:]
+    else:
+        root = ""
 
     query = scope.get("query_string")
     http_version = scope.get("http_version") or "1.1"
+    protocol = _PROTOCOLS.get(http_version)
+    if protocol is None:
+        protocol = "HTTP/" + http_version
     try:
         method = scope["method"]
     except KeyError:
@@ -260,7 +270,7 @@ def build_environ(
         "SCRIPT_NAME": root,
         "PATH_INFO": path,
         "QUERY_STRING": query.decode("latin-1") if query else "",
-        "SERVER_PROTOCOL": "HTTP/" + http_version,
+        "SERVER_PROTOCOL": protocol,
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scheme,
         "wsgi.errors": errors,
@@ -288,8 +298,9 @@ def build_environ(
     repeats: dict[str, int] | None = None
     try:
         for name, value in headers:
-            key = keys.get(name)
-            if key is None:
+            try:
+                key = keys[name]
+            except KeyError:
                 key = _request_key(name)
             if not key:
                 continue  # C5: a name with "_" could spoof a proxy's header
@@ -304,10 +315,10 @@ def build_environ(
                     f"request Content-Length {text!r} is not a decimal number; "
                     "the client sent a malformed request"
                 )
-            old = environ.get(key)
-            if old is None:
+            if key not in environ:
                 environ[key] = text
                 continue
+            old = environ[key]
             if repeats is None:
                 repeats = {}
             count = repeats.get(key, 1) + 1

@@ -545,4 +545,5 @@ class AsgiToWsgi:
             else:  # pragma: no cover - 3.10 copies the context it is created in
                 task = ex.context.run(create_task, ex.run())
             ex.task = task
+            ex.context = None  # type: ignore[assignment]  # the task holds it now
             tasks.add(task)

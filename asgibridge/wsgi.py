@@ -399,6 +399,9 @@ class WsgiToAsgi:
             elif ex.rx is not None:
                 ex.rx.cancel()
             raise
+        # The worker is done with this request: break the exchange <-> job
+        # cycle so that refcounting frees both now, not a later GC pass.
+        ex.job = None
         rx = ex.rx
         if rx is not None:
             rx.cancel()

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import SchedulerError
 
-__all__ = ["LoopRef", "current_loop_ref"]
+__all__ = ["LoopRef", "close_loop", "current_loop_ref"]
 
 _get_running_loop = asyncio._get_running_loop
 
@@ -79,6 +79,22 @@ def _start_trio_task(
 ) -> None:
     # A system task: the coroutine wrapper never raises, it reports its outcome.
     trio.lowlevel.spawn_system_task(coro_fn, *args, context=context)
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close an asyncio loop that asgibridge owns, and drop what it cached on it.
+
+    The cached :class:`LoopRef` objects (``_asgibridge_*`` attributes) point
+    back at the loop; removing them leaves no reference cycle, so the closed
+    loop is freed at once instead of by a later GC pass.
+    """
+    try:
+        loop.close()
+    finally:
+        cached = getattr(loop, "__dict__", None)
+        if cached is not None:
+            for name in [n for n in cached if n.startswith("_asgibridge_")]:
+                del cached[name]
 
 
 def current_loop_ref() -> LoopRef:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..errors import SchedulerError
-from ._backends import LoopRef
+from ._backends import LoopRef, close_loop
 from ._threads import GREENLET_HOME, HOME, apply_context, outcome_of, portal_call
 
 __all__ = ["BackgroundLoop", "run_on_thread_loop"]
@@ -52,7 +52,7 @@ class _LoopCloser:
         loop = self.loop
         if not loop.is_running() and not loop.is_closed():
             try:
-                loop.close()
+                close_loop(loop)
             except Exception:  # pragma: no cover - interpreter shutdown
                 pass
 
@@ -198,7 +198,7 @@ class BackgroundLoop:
                         _cancel_all(loop)
                         loop.run_until_complete(loop.shutdown_asyncgens())
                     finally:
-                        loop.close()
+                        close_loop(loop)
 
             t = threading.Thread(target=main, name=self.name, daemon=True)
             t.start()
