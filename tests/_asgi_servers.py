@@ -5,7 +5,8 @@ free port, starts the server in a daemon thread, waits until it accepts
 requests, yields the base URL (``http://127.0.0.1:PORT``), and shuts the
 server down on exit. Every wait is bounded in time.
 
-Servers: ``"uvicorn"`` (asyncio), ``"hypercorn"`` (asyncio) and
+Servers: ``"uvicorn"`` (the stdlib asyncio loop), ``"uvicorn-uvloop"`` (uvloop, what
+``pip install uvicorn[standard]`` runs in production), ``"hypercorn"`` (asyncio) and
 ``"hypercorn-trio"`` (hypercorn's trio worker).
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 
 __all__ = ["SERVERS", "serve"]
 
-SERVERS = ("uvicorn", "hypercorn", "hypercorn-trio")
+SERVERS = ("uvicorn", "uvicorn-uvloop", "hypercorn", "hypercorn-trio")
 
 STARTUP_TIMEOUT = 15.0
 SHUTDOWN_TIMEOUT = 15.0
@@ -68,11 +69,14 @@ def serve(app: Any, server: str = "uvicorn", *, lifespan: bool = True) -> Iterat
     failure: list[BaseException] = []
     stop: Callable[[], None]
 
-    if server == "uvicorn":
+    if server in ("uvicorn", "uvicorn-uvloop"):
         import uvicorn
 
         config = uvicorn.Config(
             app,
+            # Explicit, so that the uvloop run is one and the asyncio run is the other
+            # ("auto" would pick uvloop whenever it is installed).
+            loop="uvloop" if server == "uvicorn-uvloop" else "asyncio",
             log_level="warning",
             lifespan="on" if lifespan else "off",
             access_log=False,

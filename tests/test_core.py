@@ -229,3 +229,19 @@ def test_public_names_have_docstrings() -> None:
         if not name.startswith("__") and not (getattr(asgibridge, name).__doc__ or "").strip()
     ]
     assert not missing
+
+
+@pytest.mark.anyio
+async def test_backend_fixture_runs_the_loop_it_names(anyio_backend: Any) -> None:
+    """The "uvloop" runs of every async test really run on uvloop."""
+    if anyio_backend == "trio":
+        import trio
+
+        trio.lowlevel.current_trio_token()  # raises RuntimeError outside trio
+        return
+    module = type(asyncio.get_running_loop()).__module__
+    if isinstance(anyio_backend, tuple):
+        assert anyio_backend[1] == {"use_uvloop": True}
+        assert module.startswith("uvloop")
+    else:
+        assert module.startswith("asyncio")

@@ -323,3 +323,23 @@ def test_client_disconnects_during_streaming(served: Served, client: httpx.Clien
     assert wait_for(lambda: "closed" in events(token)), "the response iterable was not closed"
     _assert_back_to_baseline(served, threads, greenlets)
     assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "uvicorn-uvloop"])
+def test_greenlet_mode_runs_on_the_servers_own_loop(server: str) -> None:
+    """The "uvicorn-uvloop" runs above really run on uvloop, and greenlet mode on its thread."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        loop = asyncio.get_running_loop()  # greenlet mode: the app is on the loop's thread
+        body = type(loop).__module__.split(".")[0].encode()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+
+    bridge = WsgiToAsgi(app, executor="greenlet")
+    try:
+        with serve(bridge, server) as url:
+            reply = httpx.get(url + "/", timeout=10.0)
+    finally:
+        bridge.close()
+    assert reply.status_code == 200
+    assert reply.text == ("uvloop" if server == "uvicorn-uvloop" else "asyncio")
