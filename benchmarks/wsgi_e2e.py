@@ -44,7 +44,9 @@ CONTENDERS = {
 }
 
 
-def run_one(app: str, seconds: float, connections: int, log: Path) -> tuple[float, int, int]:
+def run_one(
+    app: str, seconds: float, connections: int, log: Path, loop: str = "asyncio"
+) -> tuple[float, int, int]:
     port = _harness.free_port()
     stderr = log.open("ab")
     proc = subprocess.Popen(
@@ -62,6 +64,8 @@ def run_one(app: str, seconds: float, connections: int, log: Path) -> tuple[floa
             "--log-level",
             "warning",
             "--no-access-log",
+            "--loop",
+            loop,
         ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -88,6 +92,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--only", action="append", help="run only these contenders")
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="uvicorn's event loop (named, because uvicorn's 'auto' picks uvloop when installed)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -104,7 +114,7 @@ def main() -> None:
         for name, app in contenders.items():
             with log.open("ab") as f:
                 f.write(f"==== {name} ({app})\n".encode())
-            r, n, e = run_one(app, seconds, args.connections, log)
+            r, n, e = run_one(app, seconds, args.connections, log, args.loop)
             rps[name].append(r)
             bad[name] += n
             errors[name] += e
@@ -113,7 +123,8 @@ def main() -> None:
     native = med.get("native ASGI")
     a2 = med.get("a2wsgi")
     print(
-        f"uvicorn --workers 1, raw WSGI hello, wrk -t1 -c{args.connections} -d{seconds:g}s, "
+        f"uvicorn --workers 1 --loop {args.loop}, raw WSGI hello, "
+        f"wrk -t1 -c{args.connections} -d{seconds:g}s, "
         f"{rounds} round(s), median"
     )
     print(f"{'contender':<22}{'req/s':>9}{'non-2xx':>9}{'errors':>8}{'/native':>9}{'/a2wsgi':>9}")
