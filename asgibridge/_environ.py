@@ -71,6 +71,10 @@ _RESPONSE_NAMES: dict[str, bytes] = {}
 # ASGI header name for each HTTP_* environ key seen so far.
 _SCOPE_NAMES: dict[str, bytes] = {}
 
+# environ_to_scope: for each tuple of environ keys seen, which of them are
+# headers and under which names (see _header_plan). Bounded.
+_HEADER_PLANS: dict[tuple[Any, ...], tuple[tuple[str, bytes], ...]] = {}
+
 # RFC 9110 "token" characters, allowed in a response header name.
 _TOKEN_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -474,6 +478,27 @@ def encode_response_start(
     return code, encoded, content_length
 
 
+def _header_plan(shape: tuple[Any, ...]) -> tuple[tuple[str, bytes], ...]:
+    """The (environ key, header name) pairs of the ``HTTP_*`` keys in ``shape``, in order.
+
+    ``HTTP_CONTENT_TYPE`` / ``HTTP_CONTENT_LENGTH`` are skipped: CGI names
+    those two headers without the prefix (``CONTENT_TYPE``, ``CONTENT_LENGTH``).
+    """
+    pairs: list[tuple[str, bytes]] = []
+    for key in shape:
+        if key.__class__ is not str or not key.startswith("HTTP_"):
+            continue
+        if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+            continue
+        name = _SCOPE_NAMES.get(key)
+        pairs.append((key, name if name is not None else _scope_name(key)))
+    plan = tuple(pairs)
+    if len(_HEADER_PLANS) >= _CACHE_LIMIT:
+        _HEADER_PLANS.clear()  # hostile key churn: start over rather than grow
+    _HEADER_PLANS[shape] = plan
+    return plan
+
+
 def _scope_name(key: str) -> bytes:
     name = key[5:].replace("_", "-").lower().encode("latin-1")
     if len(_SCOPE_NAMES) < _CACHE_LIMIT:
@@ -520,13 +545,6 @@ def _raw_path(environ: Mapping[str, Any], full_path: str) -> bytes:
     return quote(target_bytes, safe=_PATH_SAFE).encode("ascii")
 
 
-def _int_or(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
 def environ_to_scope(
     environ: Mapping[str, Any],
     *,
@@ -553,23 +571,28 @@ def environ_to_scope(
     """
     script_name = environ.get("SCRIPT_NAME") or ""
     path_info = environ.get("PATH_INFO") or ""
-    decoded_script_name = _from_latin1_space(script_name)
     full_path = script_name + path_info
-    path = decoded_script_name + _from_latin1_space(path_info)
+    if full_path.isascii():  # most requests: nothing to decode
+        decoded_script_name = script_name
+        path = full_path
+    else:
+        decoded_script_name = _from_latin1_space(script_name)
+        path = decoded_script_name + _from_latin1_space(path_info)
     root_path = decoded_script_name if root_path_from_script_name else ""
 
     scheme = environ.get("wsgi.url_scheme") or "http"
+    # Which environ keys are headers depends only on the keys, and a server
+    # sends the same key set again and again: look the plan up by the keys.
+    shape = tuple(environ)
+    plan = _HEADER_PLANS.get(shape)
+    if plan is None:
+        plan = _header_plan(shape)
     headers: list[tuple[bytes, bytes]] = []
     append = headers.append
-    names = _SCOPE_NAMES
-    for key, value in environ.items():
-        if not key.startswith("HTTP_") or not isinstance(value, str):
-            continue
-        name = names.get(key)
-        if name is None:
-            if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
-                continue
-            name = _scope_name(key)
+    for key, name in plan:
+        value = environ[key]
+        if value.__class__ is not str and not isinstance(value, str):
+            continue  # not text: a broken middleware; leave it out
         try:
             append((name, value.encode("latin-1")))
         except UnicodeEncodeError:
@@ -581,6 +604,17 @@ def environ_to_scope(
     if content_length:
         append((b"content-length", content_length.encode("latin-1")))
 
+    # raw_path: the server's own request target when it is plainly this path
+    # (the common case, checked inline); _raw_path handles everything else.
+    uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    raw_path = None
+    if uri.__class__ is str and uri.startswith("/") and "%" not in uri:
+        cut = uri.find("?")
+        if (uri[:cut] if cut >= 0 else uri) == full_path and full_path.isascii():
+            raw_path = full_path.encode("ascii")
+    if raw_path is None:
+        raw_path = _raw_path(environ, full_path)
+
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -588,18 +622,26 @@ def environ_to_scope(
         "method": environ.get("REQUEST_METHOD") or "GET",
         "scheme": scheme,
         "path": path,
-        "raw_path": _raw_path(environ, full_path),
+        "raw_path": raw_path,
         "query_string": (environ.get("QUERY_STRING") or "").encode("latin-1"),
         "root_path": root_path,
         "headers": headers,
     }
 
     remote_addr = environ.get("REMOTE_ADDR")
-    scope["client"] = (remote_addr, _int_or(environ.get("REMOTE_PORT"), 0)) if remote_addr else None
+    if remote_addr:
+        try:
+            scope["client"] = (remote_addr, int(environ["REMOTE_PORT"]))
+        except (KeyError, TypeError, ValueError):
+            scope["client"] = (remote_addr, 0)
+    else:
+        scope["client"] = None
     server_name = environ.get("SERVER_NAME")
     if server_name:
-        default_port = 443 if scheme == "https" else 80
-        scope["server"] = (server_name, _int_or(environ.get("SERVER_PORT"), default_port))
+        try:
+            scope["server"] = (server_name, int(environ["SERVER_PORT"]))
+        except (KeyError, TypeError, ValueError):
+            scope["server"] = (server_name, 443 if scheme == "https" else 80)
     else:
         scope["server"] = None
     if extensions is not None:

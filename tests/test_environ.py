@@ -828,6 +828,52 @@ def test_a7_headers() -> None:
         assert name == name.lower()
 
 
+def test_a7_headers_keep_environ_order_and_empty_values() -> None:
+    environ = make_environ(HTTP_X_B="2", HTTP_X_EMPTY="", HTTP_X_A="1")
+    names = [name for name, _ in environ_to_scope(environ)["headers"]]
+    assert names == [b"host", b"x-b", b"x-empty", b"x-a"]
+    assert (b"x-empty", b"") in environ_to_scope(environ)["headers"]
+
+
+def test_a7_header_plan_follows_each_requests_keys() -> None:
+    """The per-key-set header plan is not reused for an environ with other keys."""
+    first = environ_to_scope(make_environ(HTTP_X_ONE="1"))["headers"]
+    second = environ_to_scope(make_environ(HTTP_X_TWO="2"))["headers"]
+    again = environ_to_scope(make_environ(HTTP_X_ONE="one"))["headers"]
+    assert (b"x-one", b"1") in first and all(n != b"x-two" for n, _ in first)
+    assert (b"x-two", b"2") in second and all(n != b"x-one" for n, _ in second)
+    assert (b"x-one", b"one") in again
+
+
+def test_a7_non_text_header_value_left_out() -> None:
+    environ = make_environ(HTTP_X_BROKEN=b"bytes", HTTP_X_OK="fine")
+    headers = environ_to_scope(environ)["headers"]
+    assert (b"x-ok", b"fine") in headers
+    assert all(name != b"x-broken" for name, _ in headers)
+
+
+def test_a7_header_plan_cache_is_bounded() -> None:
+    from asgibridge import _environ
+
+    for i in range(_environ._CACHE_LIMIT + 10):
+        scope = environ_to_scope(make_environ(**{f"HTTP_X_CHURN_{i}": str(i)}))
+        assert (f"x-churn-{i}".encode(), str(i).encode()) in scope["headers"]
+    assert len(_environ._HEADER_PLANS) <= _environ._CACHE_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("uri", "raw_path"),
+    [
+        pytest.param("/items/42", b"/items/42", id="same-path"),
+        pytest.param("/items/42?q=%41", b"/items/42", id="same-path-with-query"),
+        pytest.param("/items/%34%32", b"/items/%34%32", id="escaped-same-path"),
+        pytest.param("/items/43", b"/items/42", id="other-path-ignored"),
+    ],
+)
+def test_a7_raw_path_fast_and_slow_paths_agree(uri: str, raw_path: bytes) -> None:
+    assert environ_to_scope(make_environ(RAW_URI=uri))["raw_path"] == raw_path
+
+
 def test_a7_empty_content_headers_omitted() -> None:
     headers = environ_to_scope(make_environ(CONTENT_TYPE="", CONTENT_LENGTH=""))["headers"]
     assert [name for name, _ in headers] == [b"host"]
