@@ -30,7 +30,11 @@ for speed first, then for strictness:
   (``start_response`` arguments) raise
   :class:`~asgibridge.errors.AppProtocolError`.
 * ``environ_to_scope`` is the reverse direction, for ``AsgiToWsgi``
-  (rule A7). It uses the same memoisation for environ key -> header name.
+  (rule A7). A WSGI server sends the same environ keys request after
+  request, so which keys are headers (and their ASGI names) is looked up
+  by the tuple of keys in a bounded memo: per request the work is one
+  ``tuple(environ)``, one dict lookup and the few header keys, not a test
+  of every key.
 * ``status_line`` and ``wsgi_headers`` turn an ASGI app's
   ``http.response.start`` into ``start_response`` arguments for
   ``AsgiToWsgi``: the mirror image of ``encode_response_start``. Hop-by-hop
@@ -608,9 +612,10 @@ def environ_to_scope(
     # (the common case, checked inline); _raw_path handles everything else.
     uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     raw_path = None
-    if uri.__class__ is str and uri.startswith("/") and "%" not in uri:
+    if uri.__class__ is str and uri.startswith("/"):
         cut = uri.find("?")
-        if (uri[:cut] if cut >= 0 else uri) == full_path and full_path.isascii():
+        target = uri[:cut] if cut >= 0 else uri
+        if target == full_path and "%" not in target and full_path.isascii():
             raw_path = full_path.encode("ascii")
     if raw_path is None:
         raw_path = _raw_path(environ, full_path)
