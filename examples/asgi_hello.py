@@ -10,6 +10,8 @@ Serve any of them with a WSGI server, for example::
 a bridge is measured against. ``handoff_floor`` is ``wsgi_hello`` plus one
 round trip to a background event loop that creates one task: the cost no
 bridge that keeps lifespan and requests on one loop can avoid.
+``handoff_floor_batched`` is the same round trip with loop wake-ups shared
+between requests that arrive together (as asgibridge does): the lower floor.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -81,6 +84,33 @@ def handoff_floor(environ: dict[str, Any], start_response: Callable[..., Any]) -
         fd = _floor_fds.fd = os.eventfd(0, os.EFD_CLOEXEC)
     ref = _floor_loop.ref()
     ref.post(_floor_start, ref.loop, fd)
+    os.eventfd_read(fd)
+    return wsgi_hello(environ, start_response)
+
+
+_batch_loop = BackgroundLoop("handoff-floor-batched")
+_batch: deque[int] = deque()
+_batch_posted = [False]
+
+
+def _batch_drain(loop: asyncio.AbstractEventLoop) -> None:
+    _batch_posted[0] = False  # before draining: a later append posts again
+    while _batch:
+        loop.create_task(_floor_task(_batch.popleft()))
+
+
+def handoff_floor_batched(
+    environ: dict[str, Any], start_response: Callable[..., Any]
+) -> Iterable[bytes]:
+    """``handoff_floor``, but one loop wake-up serves every request queued since the last one."""
+    fd = getattr(_floor_fds, "fd", None)
+    if fd is None:
+        fd = _floor_fds.fd = os.eventfd(0, os.EFD_CLOEXEC)
+    ref = _batch_loop.ref()
+    _batch.append(fd)
+    if not _batch_posted[0]:
+        _batch_posted[0] = True
+        ref.post(_batch_drain, ref.loop)
     os.eventfd_read(fd)
     return wsgi_hello(environ, start_response)
 
