@@ -21,8 +21,3 @@ _BACKENDS: list[Any] = [
 @pytest.fixture(params=_BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> Any:
     return request.param
-
-
-@pytest.fixture
-def asyncio_only() -> str:
-    return "asyncio"
