@@ -37,8 +37,6 @@ from types import TracebackType
 from typing import Any, Literal, TextIO, cast
 
 from ._core import (
-    GREENLET_HOME,
-    HOME,
     Job,
     ThreadPool,
     current_loop_ref,
@@ -304,7 +302,6 @@ class WsgiToAsgi:
             environ["wsgi.input"] = Input(ex.pull, length, data, more)
         else:
             environ["wsgi.input"] = EMPTY_INPUT
-        token = HOME.set(GREENLET_HOME)
         try:
             await run_in_greenlet(run_wsgi, self.app, environ, ex)
         except Exception:
@@ -313,7 +310,6 @@ class WsgiToAsgi:
                 await _send_all(send, ex.tail)
             raise
         finally:
-            HOME.reset(token)
             if ex.watcher is not None:
                 ex.watcher.cancel()
         if ex.watcher is not None:

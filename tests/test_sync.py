@@ -547,6 +547,47 @@ async def test_u6_thread_sensitive_calls_inside_greenlet_stay_on_loop_thread(
     assert await sync_to_async(sync_part, executor="greenlet")() == loop_thread
 
 
+async def test_u6_thread_sensitive_calls_inside_greenlet_with_context_stay_on_loop_thread(
+    anyio_backend: str,
+) -> None:
+    """With ``context=``, the sync part runs in that context and still calls back here."""
+    loop_thread = thread_name()
+    ctx = contextvars.copy_context()
+
+    async def coro() -> str:
+        return await sync_to_async(thread_name)()
+
+    def sync_part() -> tuple[str, str]:
+        var.set("in ctx")
+        return async_to_sync(coro)(), var.get()
+
+    result = await sync_to_async(sync_part, executor="greenlet", context=ctx)()
+    assert result == (loop_thread, "in ctx")
+    assert ctx[var] == "in ctx"
+    assert var.get() == "unset"
+
+
+async def test_u6_greenlet_home_is_set_only_while_async_to_sync_runs(anyio_backend: str) -> None:
+    """Outside the awaited coroutine, a greenlet call leaves no home behind in any context."""
+    from asgibridge._core import HOME
+
+    seen: list[object] = []
+
+    async def coro() -> None:
+        seen.append(HOME.get())
+
+    def sync_part() -> None:
+        seen.append(HOME.get())
+        async_to_sync(coro)()
+        seen.append(HOME.get())
+
+    await sync_to_async(sync_part, executor="greenlet")()
+    from asgibridge._core import GREENLET_HOME
+
+    assert seen == [None, GREENLET_HOME, None]
+    assert HOME.get() is None
+
+
 async def test_u6_no_bridge_greenlet_gives_clear_error(anyio_backend: str) -> None:
     from greenlet import greenlet
 

@@ -1010,6 +1010,45 @@ def test_c17_lifespan_runs_hooks_and_answers(make: Bridges, backend: str) -> Non
     assert bridge._adm is None  # the worker threads were stopped
 
 
+def test_c17_thread_sensitive_calls_from_a_sync_hook_run_on_the_hooks_thread(
+    make: Bridges, backend: str
+) -> None:
+    """hook -> async_to_sync -> sync_to_async: like a request, the inner call comes back."""
+    from asgibridge.sync import sync_to_async
+
+    threads: dict[str, int] = {}
+
+    def inner() -> None:
+        threads["inner"] = threading.get_ident()
+
+    async def middle() -> None:
+        await sync_to_async(inner)()
+
+    def start() -> None:
+        threads["hook"] = threading.get_ident()
+        async_to_sync(middle)()
+
+    bridge = make(hello, on_startup=start)
+
+    async def main() -> list[Message]:
+        inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return inbox.pop(0)
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        with anyio.fail_after(10):
+            await bridge({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        return sent
+
+    sent = anyio.run(main, backend=backend)
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert threads["inner"] == threads["hook"]
+
+
 def test_c17_lifespan_startup_failure_is_reported(make: Bridges, backend: str) -> None:
     def broken() -> None:
         raise ConnectionError("database is down")
