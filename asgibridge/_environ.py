@@ -51,6 +51,7 @@ from urllib.parse import quote, unquote_to_bytes
 from .errors import AppProtocolError, RequestRejected, ServerProtocolError
 
 __all__ = [
+    "EnvironBuilder",
     "build_environ",
     "encode_response_start",
     "environ_to_scope",
@@ -237,138 +238,210 @@ def build_environ(
         ServerProtocolError: the scope is malformed (for example str
             headers instead of bytes).
     """
-    scope_type = scope.get("type")
-    if scope_type != "http":
-        raise ValueError(
-            f"build_environ needs an ASGI 'http' scope, got type {scope_type!r}; "
-            "websocket and lifespan scopes must be handled before building an environ"
-        )
+    return EnvironBuilder(
+        errors=errors,
+        multithread=multithread,
+        max_headers=max_headers,
+        max_header_repeats=max_header_repeats,
+    ).build(scope)
 
-    scheme = scope.get("scheme") or "http"
-    path = scope.get("path")
-    if path.__class__ is not str or not path.isascii():
-        path = _path_info_source(scope)
-    root = scope.get("root_path")
-    if root:
-        root = _to_latin1_space(root).rstrip("/")
-        if root and not root.startswith("/"):
-            root = "/" + root
+
+# Most distinct (scheme, http_version, root_path, server) templates one
+# EnvironBuilder keeps; past it the table is cleared and refilled.
+_TEMPLATE_LIMIT = 64
+
+
+class EnvironBuilder:
+    """:func:`build_environ` for one bridge, with its settings fixed and its templates kept.
+
+    The environ keys that depend only on the server and the bridge
+    (``SCRIPT_NAME``, ``SERVER_PROTOCOL``, ``SERVER_NAME``, ``SERVER_PORT``,
+    the ``wsgi.*`` constants and ``extra``) are built once per distinct
+    ``(scheme, http_version, root_path, server)`` and copied for each
+    request, which is a C-level copy instead of a dozen Python-level inserts.
+    A deployment has a handful of such combinations; the table is bounded
+    all the same, so scopes that vary them cost speed, never memory.
+
+    ``extra`` holds further constant keys to put in every environ (for
+    ``WsgiToAsgi``: ``wsgi.file_wrapper`` and ``wsgi.input_terminated``).
+    """
+
+    __slots__ = (
+        "_templates",
+        "errors",
+        "extra",
+        "max_header_repeats",
+        "max_headers",
+        "multithread",
+    )
+
+    def __init__(
+        self,
+        *,
+        errors: TextIO,
+        multithread: bool,
+        max_headers: int = 100,
+        max_header_repeats: int = 32,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.errors = errors
+        self.multithread = multithread
+        self.max_headers = max_headers
+        self.max_header_repeats = max_header_repeats
+        self.extra = dict(extra) if extra else {}
+        self._templates: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def _template(self, scheme: str, http_version: str, root: str, server: Any) -> dict[str, Any]:
+        protocol = _PROTOCOLS.get(http_version)
+        if protocol is None:
+            protocol = "HTTP/" + http_version
+        if root:
+            root = _to_latin1_space(root).rstrip("/")
+            if root and not root.startswith("/"):
+                root = "/" + root
+        environ: dict[str, Any] = {
+            "SCRIPT_NAME": root,
+            "SERVER_PROTOCOL": protocol,
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": scheme,
+            "wsgi.errors": self.errors,
+            "wsgi.multithread": self.multithread,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        environ.update(self.extra)
+        if server and server[1] is not None:
+            environ["SERVER_NAME"] = str(server[0])
+            environ["SERVER_PORT"] = str(server[1])
+        # else: no server address, or a unix socket; build() names the
+        # server after the Host header.
+        return environ
+
+    def build(self, scope: Mapping[str, Any]) -> dict[str, Any]:
+        """The environ for one ASGI ``http`` scope; see :func:`build_environ`."""
+        scope_type = scope.get("type")
+        if scope_type != "http":
+            raise ValueError(
+                f"build_environ needs an ASGI 'http' scope, got type {scope_type!r}; "
+                "websocket and lifespan scopes must be handled before building an environ"
+            )
+
+        scheme = scope.get("scheme") or "http"
+        http_version = scope.get("http_version") or "1.1"
+        root = scope.get("root_path") or ""
+        server = scope.get("server")
+        templates = self._templates
+        try:
+            tkey: tuple[Any, ...] | None = (scheme, http_version, root, server)
+            template = templates.get(tkey)  # type: ignore[arg-type]
+        except TypeError:  # a list for "server": fine, but not a dict key
+            tkey = template = None
+        if template is None:
+            template = self._template(scheme, http_version, root, server)
+            if tkey is not None:
+                if len(templates) >= _TEMPLATE_LIMIT:
+                    templates.clear()
+                templates[tkey] = template
+        environ = template.copy()
+
+        try:
+            environ["REQUEST_METHOD"] = scope["method"]
+        except KeyError:
+            raise ServerProtocolError(
+                "the ASGI http scope has no 'method' key; the server or a middleware "
+                "built the scope wrongly"
+            ) from None
+        path = scope.get("path")
+        if path.__class__ is not str or not path.isascii():
+            path = _path_info_source(scope)
+        root = environ["SCRIPT_NAME"]
         if root and path.startswith(root):
             cut = len(root)
             if len(path) == cut or path[cut] == "/":
                 path = path[cut:]
-    else:
-        root = ""
+        environ["PATH_INFO"] = path
+        query = scope.get("query_string")
+        environ["QUERY_STRING"] = query.decode("latin-1") if query else ""
 
-    query = scope.get("query_string")
-    http_version = scope.get("http_version") or "1.1"
-    protocol = _PROTOCOLS.get(http_version)
-    if protocol is None:
-        protocol = "HTTP/" + http_version
-    try:
-        method = scope["method"]
-    except KeyError:
-        raise ServerProtocolError(
-            "the ASGI http scope has no 'method' key; the server or a middleware "
-            "built the scope wrongly"
-        ) from None
+        client = scope.get("client")
+        if client:
+            environ["REMOTE_ADDR"] = str(client[0])
+            if len(client) > 1 and client[1] is not None:
+                environ["REMOTE_PORT"] = str(client[1])
 
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "SCRIPT_NAME": root,
-        "PATH_INFO": path,
-        "QUERY_STRING": query.decode("latin-1") if query else "",
-        "SERVER_PROTOCOL": protocol,
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": scheme,
-        "wsgi.errors": errors,
-        "wsgi.multithread": multithread,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
+        headers = scope.get("headers") or ()
+        if not isinstance(headers, (list, tuple)):
+            headers = list(headers)  # the spec allows any iterable
+        max_headers = self.max_headers
+        if len(headers) > max_headers:
+            raise RequestRejected(
+                f"request has {len(headers)} headers, more than max_headers={max_headers}; "
+                "raise WsgiToAsgi(max_headers=...) if your clients legitimately send more"
+            )
 
-    client = scope.get("client")
-    if client:
-        environ["REMOTE_ADDR"] = str(client[0])
-        if len(client) > 1 and client[1] is not None:
-            environ["REMOTE_PORT"] = str(client[1])
-
-    headers = scope.get("headers") or ()
-    if not isinstance(headers, (list, tuple)):
-        headers = list(headers)  # the spec allows any iterable
-    if len(headers) > max_headers:
-        raise RequestRejected(
-            f"request has {len(headers)} headers, more than max_headers={max_headers}; "
-            "raise WsgiToAsgi(max_headers=...) if your clients legitimately send more"
-        )
-
-    keys = _REQUEST_KEYS
-    repeats: dict[str, int] | None = None
-    try:
-        for name, value in headers:
-            try:
-                key = keys[name]
-            except KeyError:
-                key = _request_key(name)
-            if not key:
-                continue  # C5: a name with "_" could spoof a proxy's header
-            text = value.decode("latin-1")
-            if not text.isprintable() and _has_forbidden(text):
-                raise RequestRejected(
-                    f"request header {name.decode('latin-1')!r} contains CR, LF or NUL "
-                    "in its value; the request is refused to prevent header injection"
-                )
-            if key == "CONTENT_LENGTH" and not (text.isdigit() and text.isascii()):
-                raise RequestRejected(
-                    f"request Content-Length {text!r} is not a decimal number; "
-                    "the client sent a malformed request"
-                )
-            if key not in environ:
-                environ[key] = text
-                continue
-            old = environ[key]
-            if repeats is None:
-                repeats = {}
-            count = repeats.get(key, 1) + 1
-            if count > max_header_repeats:
-                raise RequestRejected(
-                    f"request repeats header {name.decode('latin-1')!r} more than "
-                    f"max_header_repeats={max_header_repeats} times; raise "
-                    "WsgiToAsgi(max_header_repeats=...) if your clients legitimately "
-                    "send more"
-                )
-            repeats[key] = count
-            if key == "HTTP_COOKIE":
-                environ[key] = old + "; " + text
-            elif key == "CONTENT_LENGTH":
-                if old != text:
+        keys = _REQUEST_KEYS
+        repeats: dict[str, int] | None = None
+        try:
+            for name, value in headers:
+                try:
+                    key = keys[name]
+                except KeyError:
+                    key = _request_key(name)
+                if not key:
+                    continue  # C5: a name with "_" could spoof a proxy's header
+                text = value.decode("latin-1")
+                if not text.isprintable() and _has_forbidden(text):
                     raise RequestRejected(
-                        f"request has conflicting Content-Length headers ({old!r} and "
-                        f"{text!r}); refused as a possible request smuggling attempt"
+                        f"request header {name.decode('latin-1')!r} contains CR, LF or NUL "
+                        "in its value; the request is refused to prevent header injection"
                     )
-            else:
-                environ[key] = old + ", " + text
-    except (TypeError, AttributeError, ValueError) as exc:
-        if isinstance(exc, (RequestRejected, ServerProtocolError)):
-            raise
-        raise ServerProtocolError(
-            "scope['headers'] must be an iterable of (bytes, bytes) pairs; "
-            f"the server or a middleware built it wrongly ({exc})"
-        ) from exc
+                if key == "CONTENT_LENGTH" and not (text.isdigit() and text.isascii()):
+                    raise RequestRejected(
+                        f"request Content-Length {text!r} is not a decimal number; "
+                        "the client sent a malformed request"
+                    )
+                if key not in environ:
+                    environ[key] = text
+                    continue
+                old = environ[key]
+                if repeats is None:
+                    repeats = {}
+                count = repeats.get(key, 1) + 1
+                if count > self.max_header_repeats:
+                    raise RequestRejected(
+                        f"request repeats header {name.decode('latin-1')!r} more than "
+                        f"max_header_repeats={self.max_header_repeats} times; raise "
+                        "WsgiToAsgi(max_header_repeats=...) if your clients legitimately "
+                        "send more"
+                    )
+                repeats[key] = count
+                if key == "HTTP_COOKIE":
+                    environ[key] = old + "; " + text
+                elif key == "CONTENT_LENGTH":
+                    if old != text:
+                        raise RequestRejected(
+                            f"request has conflicting Content-Length headers ({old!r} and "
+                            f"{text!r}); refused as a possible request smuggling attempt"
+                        )
+                else:
+                    environ[key] = old + ", " + text
+        except (TypeError, AttributeError, ValueError) as exc:
+            if isinstance(exc, (RequestRejected, ServerProtocolError)):
+                raise
+            raise ServerProtocolError(
+                "scope['headers'] must be an iterable of (bytes, bytes) pairs; "
+                f"the server or a middleware built it wrongly ({exc})"
+            ) from exc
 
-    server = scope.get("server")
-    if server and server[1] is not None:
-        environ["SERVER_NAME"] = str(server[0])
-        environ["SERVER_PORT"] = str(server[1])
-    else:
-        # No server address, or a unix socket: the Host header is the best name.
-        host = environ.get("HTTP_HOST")
-        if host:
-            environ["SERVER_NAME"], environ["SERVER_PORT"] = _split_host(host, scheme)
-        else:
-            environ["SERVER_NAME"] = "localhost"
-            environ["SERVER_PORT"] = "443" if scheme == "https" else "80"
-    return environ
+        if "SERVER_NAME" not in environ:
+            # No server address, or a unix socket: the Host header is the best name.
+            host = environ.get("HTTP_HOST")
+            if host:
+                environ["SERVER_NAME"], environ["SERVER_PORT"] = _split_host(host, scheme)
+            else:
+                environ["SERVER_NAME"] = "localhost"
+                environ["SERVER_PORT"] = "443" if scheme == "https" else "80"
+        return environ
 
 
 def _parse_status(status: object) -> int:

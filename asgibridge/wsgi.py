@@ -44,7 +44,7 @@ from ._core import (
     run_job_async,
     thread_state,
 )
-from ._environ import build_environ
+from ._environ import EnvironBuilder
 from ._wsgi_exchange import (
     Admission,
     GreenletExchange,
@@ -192,6 +192,13 @@ class WsgiToAsgi:
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         self._greenlet = executor == "greenlet"
+        self._environ = EnvironBuilder(
+            errors=self.errors,
+            multithread=True,
+            max_headers=self.max_headers,
+            max_header_repeats=self.max_header_repeats,
+            extra={"wsgi.file_wrapper": FileWrapper, "wsgi.input_terminated": True},
+        )
 
     def __repr__(self) -> str:
         return f"WsgiToAsgi({self.app!r}, executor={self.executor!r})"
@@ -269,18 +276,10 @@ class WsgiToAsgi:
                 )
             return
         try:
-            environ = build_environ(
-                scope,
-                errors=self.errors,
-                multithread=True,
-                max_headers=self.max_headers,
-                max_header_repeats=self.max_header_repeats,
-            )
+            environ = self._environ.build(scope)
         except RequestRejected as exc:
             await _reject(send, exc)
             return
-        environ["wsgi.file_wrapper"] = FileWrapper
-        environ["wsgi.input_terminated"] = True
         environ["asgi.scope"] = scope
         length_text = environ.get("CONTENT_LENGTH")
         length = int(length_text) if length_text else None

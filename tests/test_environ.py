@@ -269,6 +269,66 @@ def test_headers_may_be_any_iterable() -> None:
     assert (environ["HTTP_X_A"], environ["HTTP_X_B"]) == ("1", "2")
 
 
+# ---------------------------------------------------------------- EnvironBuilder templates
+
+
+def builder(**kwargs: Any) -> _environ.EnvironBuilder:
+    return _environ.EnvironBuilder(errors=io.StringIO(), multithread=True, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"root_path": "/app", "path": "/app/x"},
+        {"server": None},
+        {"server": ["10.1.1.1", 81]},
+        {"server": ("/tmp/sock", None), "headers": [(b"host", b"h.example:8443")]},
+        {"scheme": "https", "http_version": "2"},
+        {"client": None, "query_string": b""},
+    ],
+    ids=["plain", "root", "no-server", "list-server", "unix", "https-h2", "no-client"],
+)
+def test_builder_gives_what_build_environ_gives(overrides: dict[str, Any]) -> None:
+    errors = io.StringIO()
+    b = _environ.EnvironBuilder(errors=errors, multithread=False)
+    scope = make_scope(**overrides)
+    for _ in range(3):  # first from a new template, then from the kept one
+        assert b.build(scope) == build_environ(scope, errors=errors, multithread=False)
+
+
+def test_builder_environs_are_independent_of_its_templates() -> None:
+    b = builder(extra={"wsgi.input_terminated": True})
+    first = b.build(make_scope())
+    first["SERVER_NAME"] = "mutated by the app"
+    first["wsgi.input_terminated"] = False
+    first["HTTP_X_LEFTOVER"] = "1"
+    second = b.build(make_scope(headers=[]))
+    assert second["SERVER_NAME"] == "127.0.0.1"
+    assert second["wsgi.input_terminated"] is True
+    assert "HTTP_X_LEFTOVER" not in second and "HTTP_HOST" not in second
+
+
+def test_builder_keeps_one_template_per_server_shape_and_is_bounded() -> None:
+    b = builder()
+    for _ in range(3):
+        b.build(make_scope())
+        b.build(make_scope(root_path="/app", path="/app/x"))
+    assert len(b._templates) == 2
+    for port in range(_environ._TEMPLATE_LIMIT * 3):
+        environ = b.build(make_scope(server=("127.0.0.1", port)))
+        assert environ["SERVER_PORT"] == str(port)
+    assert len(b._templates) <= _environ._TEMPLATE_LIMIT
+
+
+def test_builder_extra_keys_reach_every_environ_but_headers_do_not_replace_them() -> None:
+    b = builder(extra={"wsgi.file_wrapper": "wrapper"})
+    environ = b.build(make_scope(headers=[(b"server-name", b"evil"), (b"host", b"h")]))
+    assert environ["wsgi.file_wrapper"] == "wrapper"
+    assert environ["SERVER_NAME"] == "127.0.0.1"
+    assert environ["HTTP_SERVER_NAME"] == "evil"
+
+
 # ---------------------------------------------------------------- C3 latin-1 headers
 
 
