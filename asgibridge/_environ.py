@@ -6,7 +6,12 @@ This module is pure data translation: no I/O, no threads, no event loop. The
 bridges call it once per request, so it sits on the hot path and is written
 for speed first, then for strictness:
 
-* ``build_environ`` makes exactly one pass over the request headers. The
+* ``EnvironBuilder`` (one per ``WsgiToAsgi``; ``build_environ`` is its
+  one-shot form) keeps the keys that depend only on the server and the
+  bridge (``SCRIPT_NAME``, ``SERVER_*``, the ``wsgi.*`` constants) in a
+  template per (scheme, http_version, root_path, server) and copies it for
+  each request: one C-level dict copy instead of a dozen inserts.
+* The environ build makes exactly one pass over the request headers. The
   conversion of a header name (``b"x-forwarded-for"``) into an environ key
   (``"HTTP_X_FORWARDED_FOR"``), including the decision to drop it (a name
   with ``_``, rule C5) and the check of its characters, is memoised in a

@@ -20,7 +20,7 @@ interpreter: the GIL serialises the app anyway). It is measured two ways:
   the environ is a copy of a prebuilt dict, so the baseline pays nothing
   for turning a request into an environ;
 * ``direct+environ``: the environ is built per request from the same ASGI
-  scope the bridges get (with asgibridge's ``build_environ``), as any server
+  scope the bridges get (with asgibridge's ``EnvironBuilder``), as any server
   must build one from its request. Its ratio column shows how much of the
   bridges' overhead is the bridging itself rather than the translation.
 
@@ -174,7 +174,7 @@ def bridged_round(factory: Callable[[], ASGIApp], n: int, concurrency: int) -> f
 
 
 def direct_round(n: int, from_scope: bool = False) -> float:
-    from asgibridge._environ import build_environ
+    from asgibridge._environ import EnvironBuilder
 
     app = flask_app.wsgi_app
     status: list[str] = []
@@ -183,11 +183,12 @@ def direct_round(n: int, from_scope: bool = False) -> float:
         status.append(s)
         return None
 
-    errors = io.StringIO()
+    # The environ builder WsgiToAsgi uses, with its per-server template kept.
+    builder = EnvironBuilder(errors=io.StringIO(), multithread=True)
 
     def once() -> None:
         if from_scope:
-            environ = build_environ(SCOPE, errors=errors, multithread=True)
+            environ = builder.build(SCOPE)
         else:
             environ = dict(ENVIRON)
         environ["wsgi.input"] = io.BytesIO(b"")
