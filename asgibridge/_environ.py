@@ -296,6 +296,10 @@ class EnvironBuilder:
         self.extra = dict(extra) if extra else {}
         self._templates: dict[tuple[Any, ...], dict[str, Any]] = {}
 
+    def clear(self) -> None:
+        """Forget the templates (after changing ``errors``, ``multithread`` or ``extra``)."""
+        self._templates.clear()
+
     def _template(self, scheme: str, http_version: str, root: str, server: Any) -> dict[str, Any]:
         protocol = _PROTOCOLS.get(http_version)
         if protocol is None:

@@ -173,8 +173,13 @@ class WsgiToAsgi:
         if idle_timeout <= 0:
             raise ValueError(f"idle_timeout must be positive, got {idle_timeout!r}")
         self.idle_timeout = float(idle_timeout)
-        self.max_headers = _positive_int("max_headers", max_headers)
-        self.max_header_repeats = _positive_int("max_header_repeats", max_header_repeats)
+        self._environ = EnvironBuilder(
+            errors=errors if errors is not None else cast(TextIO, ErrorStream()),
+            multithread=True,
+            max_headers=_positive_int("max_headers", max_headers),
+            max_header_repeats=_positive_int("max_header_repeats", max_header_repeats),
+            extra={"wsgi.file_wrapper": FileWrapper, "wsgi.input_terminated": True},
+        )
         self.prefetch = _positive_int("prefetch", prefetch)
         self.body_window = _positive_int("body_window", body_window)
         if body_timeout is not None and body_timeout <= 0:
@@ -184,7 +189,6 @@ class WsgiToAsgi:
         self.send_window_bytes = _positive_int("send_window_bytes", send_window_bytes)
         self.on_startup = _hooks("on_startup", on_startup)
         self.on_shutdown = _hooks("on_shutdown", on_shutdown)
-        self.errors: TextIO = errors if errors is not None else cast(TextIO, ErrorStream())
         if shutdown_timeout < 0:
             raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
         self.shutdown_timeout = float(shutdown_timeout)
@@ -192,16 +196,40 @@ class WsgiToAsgi:
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         self._greenlet = executor == "greenlet"
-        self._environ = EnvironBuilder(
-            errors=self.errors,
-            multithread=True,
-            max_headers=self.max_headers,
-            max_header_repeats=self.max_header_repeats,
-            extra={"wsgi.file_wrapper": FileWrapper, "wsgi.input_terminated": True},
-        )
 
     def __repr__(self) -> str:
         return f"WsgiToAsgi({self.app!r}, executor={self.executor!r})"
+
+    # The environ settings live in the environ builder, which keeps per-server
+    # templates; these properties keep the attributes assignable.
+
+    @property
+    def errors(self) -> TextIO:
+        """The ``wsgi.errors`` stream of every request (assignable)."""
+        return self._environ.errors
+
+    @errors.setter
+    def errors(self, stream: TextIO) -> None:
+        self._environ.errors = stream
+        self._environ.clear()
+
+    @property
+    def max_headers(self) -> int:
+        """Most header lines a request may have before it is answered 400 (assignable)."""
+        return self._environ.max_headers
+
+    @max_headers.setter
+    def max_headers(self, value: int) -> None:
+        self._environ.max_headers = _positive_int("max_headers", value)
+
+    @property
+    def max_header_repeats(self) -> int:
+        """Most lines of one header name before a request is answered 400 (assignable)."""
+        return self._environ.max_header_repeats
+
+    @max_header_repeats.setter
+    def max_header_repeats(self, value: int) -> None:
+        self._environ.max_header_repeats = _positive_int("max_header_repeats", value)
 
     # ------------------------------------------------------------------ workers
 

@@ -10,6 +10,7 @@ apps by its standards.
 from __future__ import annotations
 
 import contextvars
+import io
 import json
 import logging
 import os
@@ -1271,6 +1272,33 @@ def test_c21_too_many_repeats_answered_400(make: Bridges, backend: str) -> None:
     result = request(backend, make(app), scope)
     assert result.status == 400 and b"max_header_repeats" in result.body
     assert called == []
+
+
+def test_c21_bounds_and_errors_stream_stay_assignable(make: Bridges, backend: str) -> None:
+    """The options are kept by the environ builder; assigning them still takes effect."""
+    seen: list[Any] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        seen.append(environ["wsgi.errors"])
+        return hello(environ, start_response)
+
+    bridge = make(app)
+    scope = make_scope(headers=[(b"host", b"h")] + [(b"x-a", b"1")] * 4)
+    assert request(backend, bridge, scope).status == 200
+    bridge.max_header_repeats = 3
+    assert bridge.max_header_repeats == 3
+    result = request(backend, bridge, scope)
+    assert result.status == 400 and b"max_header_repeats=3" in result.body
+    bridge.max_headers = 2
+    result = request(backend, bridge, make_scope(headers=[(b"a", b"1")] * 3))
+    assert result.status == 400 and b"max_headers=2" in result.body
+    stream = io.StringIO()
+    bridge.errors = stream
+    bridge.max_headers = bridge.max_header_repeats = 100
+    assert request(backend, bridge, scope).status == 200
+    assert seen[-1] is stream and seen[0] is not stream
+    with pytest.raises(ValueError, match="max_headers must be a positive int"):
+        bridge.max_headers = 0
 
 
 # ----------------------------------------------------------------- the rest
