@@ -24,6 +24,11 @@ interpreter: the GIL serialises the app anyway). It is measured two ways:
   must build one from its request. Its ratio column shows how much of the
   bridges' overhead is the bridging itself rather than the translation.
 
+Two "floor" contenders (see ``floor_bridge``) do only what no bridge can skip
+(build the environ, call the app, send two messages), inline and through a
+greenlet, with no checks at all. They bound from above what any bridge of
+that shape can reach in the same run.
+
 The ratio is direct / bridged time (1.0 = no overhead; higher is better).
 Rounds interleave the contenders with direct runs, and each ratio is taken
 against the direct runs just before and after it, so that a noisy neighbour
@@ -102,12 +107,63 @@ DISCONNECT = {"type": "http.disconnect"}
 ASGIApp = Callable[..., Awaitable[None]]
 
 
+def floor_bridge(greenlet: bool) -> ASGIApp:
+    """A WSGI-to-ASGI "bridge" that does only the work no bridge can skip.
+
+    Not a usable bridge: it checks nothing (no status or header validation,
+    no Content-Length handling, no streaming, no request body, no
+    disconnects, no errors). It builds the environ with asgibridge's own
+    builder, calls the app, collects the whole body, and sends the two ASGI
+    messages with naively encoded headers; with ``greenlet=True`` the app
+    runs through ``run_in_greenlet``, as in greenlet mode. Its ratio is the
+    ceiling for any bridge with the same shape on this machine, measured in
+    the same run, and the gap between it and asgibridge is what
+    conformance costs.
+    """
+    from asgibridge._core import run_in_greenlet
+    from asgibridge._environ import EnvironBuilder
+
+    builder = EnvironBuilder(errors=io.StringIO(), multithread=True)
+    app: Any = flask_app.wsgi_app
+
+    async def bridge(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        environ = builder.build(scope)
+        environ["wsgi.input"] = io.BytesIO(b"")
+        await receive()
+        started: list[Any] = []
+
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+            started.append((status, headers))
+
+        def run() -> list[bytes]:
+            body = app(environ, start_response)
+            try:
+                return list(body)
+            finally:
+                body.close()
+
+        chunks = await run_in_greenlet(run) if greenlet else run()
+        status, headers = started[-1]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": int(status[:3]),
+                "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"".join(chunks)})
+
+    return bridge
+
+
 def contenders() -> dict[str, Callable[[], ASGIApp]]:
     """Factories, so that each round starts from a fresh bridge (and pool)."""
     from a2wsgi import WSGIMiddleware
     from asgiref.wsgi import WsgiToAsgi as AsgirefWsgiToAsgi
 
     return {
+        "floor, inline": lambda: floor_bridge(greenlet=False),
+        "floor, greenlet": lambda: floor_bridge(greenlet=True),
         "asgibridge thread": lambda: WsgiToAsgi(flask_app),
         "asgibridge greenlet": lambda: WsgiToAsgi(flask_app, executor="greenlet"),
         "a2wsgi": lambda: WSGIMiddleware(flask_app),  # type: ignore[arg-type]
