@@ -23,12 +23,24 @@ import pytest
 from asgibridge import AsgiToWsgi, WsgiToAsgi, async_to_sync, sync_to_async
 
 
+def forget_garbage() -> None:
+    """Free every unreachable cycle now, for real, then go back to saving them.
+
+    Under ``gc.DEBUG_SAVEALL`` a collection only moves cycles into
+    ``gc.garbage``; clearing that list makes them unreachable again, so the
+    next collection would report them a second time. Hence: saving off, list
+    cleared, collect, saving on.
+    """
+    gc.set_debug(0)
+    gc.garbage.clear()
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+
+
 @pytest.fixture
 def garbage() -> Iterator[Callable[[], list[str]]]:
     """Collect, then save cyclic garbage; the callable returns its type names."""
-    gc.collect()
-    gc.garbage.clear()
-    gc.set_debug(gc.DEBUG_SAVEALL)
+    forget_garbage()
 
     def collect() -> list[str]:
         gc.collect()
@@ -95,8 +107,7 @@ def test_wsgi_to_asgi_request_leaves_no_cycles(
     async def main() -> list[str]:
         async with WsgiToAsgi(hello_wsgi, executor=executor) as bridge:
             await _wsgi_requests(bridge, 20)
-            gc.collect()
-            gc.garbage.clear()
+            forget_garbage()
             await _wsgi_requests(bridge, 20)
             return garbage()
 
@@ -136,8 +147,7 @@ def test_asgi_to_wsgi_request_leaves_no_cycles(garbage: Callable[[], list[str]])
     try:
         for _ in range(20):
             request()
-        gc.collect()
-        gc.garbage.clear()
+        forget_garbage()
         for _ in range(20):
             request()
         assert garbage() == []
@@ -163,16 +173,14 @@ def test_sync_calls_leave_no_cycles(garbage: Callable[[], list[str]]) -> None:
 
     async def main() -> list[str]:
         await calls()
-        gc.collect()
-        gc.garbage.clear()
+        forget_garbage()
         await calls()
         return garbage()
 
     assert asyncio.run(main()) == []
     for _ in range(10):
         assert async_to_sync(coro)() == 2
-    gc.collect()
-    gc.garbage.clear()
+    forget_garbage()
     for _ in range(10):
         assert async_to_sync(coro)() == 2
     assert garbage() == []

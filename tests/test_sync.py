@@ -609,6 +609,52 @@ def test_u6_await_in_greenlet_outside_bridge() -> None:
     coro.close()
 
 
+# ------------------------------------------------------------------ nothing kept alive
+
+
+class _Payload:
+    """Stands for a large argument or result (a request, a query set, a file)."""
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({}, id="thread_sensitive"),
+        pytest.param({"thread_sensitive": False}, id="pool"),
+    ],
+)
+async def test_idle_threads_keep_no_argument_result_or_error_alive(
+    anyio_backend: str, kwargs: dict[str, Any]
+) -> None:
+    """Once a call has returned, its worker, now idle, holds nothing of it.
+
+    Idle threads live for ``idle_timeout`` (60 s): anything they kept would
+    outlive its call by that long, and a kept loop reference keeps a whole
+    finished event loop (or trio run) alive.
+    """
+    import weakref
+
+    def identity(value: _Payload) -> _Payload:
+        return value
+
+    def fail(value: _Payload) -> None:
+        raise ValueError(value)
+
+    arg = _Payload()
+    refs = [weakref.ref(arg)]
+    result = await sync_to_async(identity, **kwargs)(arg)
+    assert result is arg
+    del arg, result
+    arg = _Payload()
+    refs.append(weakref.ref(arg))
+    with pytest.raises(ValueError):
+        await sync_to_async(fail, **kwargs)(arg)
+    del arg
+    with anyio.fail_after(WAIT):
+        while any(r() is not None for r in refs):
+            await anyio.sleep(0.005)  # the worker drops its locals as it parks
+
+
 # ------------------------------------------------------------------------ deadlocks
 
 

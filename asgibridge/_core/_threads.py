@@ -296,6 +296,9 @@ class Lane(ThreadHome):
                 self.busy_job = None
                 if out is not None:
                     deliver(msg, *out)
+                # Parked, this thread must hold nothing of the call: its
+                # arguments, result or error, its context, its loop.
+                del msg, out
             elif msg is _RELEASE:
                 if self._pool is not None:
                     self._pool._release(self)
@@ -423,9 +426,11 @@ class ThreadPool:
             if self._idle:
                 inbox = self._idle.pop()
             elif len(self._threads) < self.max_workers:
+                # The first job goes in a list that the thread empties: a
+                # Thread keeps its args for life, and so would keep the job.
                 t = threading.Thread(
                     target=self._main,
-                    args=(job,),
+                    args=([job],),
                     name=f"{self.name}-{next(self._counter)}",
                     daemon=True,
                 )
@@ -437,7 +442,8 @@ class ThreadPool:
                 return
         inbox.put(job)
 
-    def _main(self, job: Job) -> None:
+    def _main(self, first: list[Job]) -> None:
+        job = first.pop()
         state = _state
         current_home(state)
         inbox = state.inbox
@@ -463,10 +469,11 @@ class ThreadPool:
                 continue
             if closing:
                 return
-            msg = self._wait(inbox, me)
-            if msg is None:
+            del job  # an idle thread keeps nothing of its last call alive
+            nxt = self._wait(inbox, me)
+            if nxt is None:
                 return
-            job = msg
+            job = nxt
 
     def _wait(self, inbox: Inbox, me: threading.Thread) -> Job | None:
         """Sleep until a job arrives; None when this thread should exit."""
@@ -576,7 +583,15 @@ async def run_job_async(job: Job, target: Any) -> Any:
         ok, value = await trio.lowlevel.wait_task_rescheduled(abort)
     if ok:
         return value
-    raise value
+    # The traceback will hold this frame: keep neither the error (directly or
+    # through the future's result) nor the job in it, or the error, the frame
+    # and the call's arguments form a cycle that only a GC pass frees.
+    job.waiter = None
+    fut = job = None  # type: ignore[assignment]
+    try:
+        raise value
+    finally:
+        del value
 
 
 # ---------------------------------------------------------------------------- portal
