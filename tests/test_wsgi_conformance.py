@@ -977,19 +977,8 @@ def test_c16_head_response_may_omit_the_body(make: Bridges, backend: str) -> Non
 # ---------------------------------------------------- C17 lifespan, websocket
 
 
-def test_c17_lifespan_runs_hooks_and_answers(make: Bridges, backend: str) -> None:
-    calls: list[str] = []
-
-    def sync_start() -> None:
-        calls.append("sync start")
-
-    async def async_start() -> None:
-        calls.append("async start")
-
-    def stop() -> None:
-        calls.append("stop")
-
-    bridge = make(hello, on_startup=[sync_start, async_start], on_shutdown=stop)
+def run_lifespan(backend: str, bridge: Any) -> list[Message]:
+    """Drive a lifespan scope through startup and shutdown; return what the bridge sent."""
 
     async def main() -> list[Message]:
         inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
@@ -1005,7 +994,24 @@ def test_c17_lifespan_runs_hooks_and_answers(make: Bridges, backend: str) -> Non
             await bridge({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
         return sent
 
-    sent = anyio.run(main, backend=backend)
+    return anyio.run(main, backend=backend)
+
+
+def test_c17_lifespan_runs_hooks_and_answers(make: Bridges, backend: str) -> None:
+    calls: list[str] = []
+
+    def sync_start() -> None:
+        calls.append("sync start")
+
+    async def async_start() -> None:
+        calls.append("async start")
+
+    def stop() -> None:
+        calls.append("stop")
+
+    bridge = make(hello, on_startup=[sync_start, async_start], on_shutdown=stop)
+
+    sent = run_lifespan(backend, bridge)
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert calls == ["sync start", "async start", "stop"]
     assert bridge._adm is None  # the worker threads were stopped
@@ -1031,21 +1037,7 @@ def test_c17_thread_sensitive_calls_from_a_sync_hook_run_on_the_hooks_thread(
 
     bridge = make(hello, on_startup=start)
 
-    async def main() -> list[Message]:
-        inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-        sent: list[Message] = []
-
-        async def receive() -> Message:
-            return inbox.pop(0)
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-
-        with anyio.fail_after(10):
-            await bridge({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
-        return sent
-
-    sent = anyio.run(main, backend=backend)
+    sent = run_lifespan(backend, bridge)
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert threads["inner"] == threads["hook"]
 
