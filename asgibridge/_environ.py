@@ -340,14 +340,16 @@ class EnvironBuilder:
         root = scope.get("root_path") or ""
         server = scope.get("server")
         templates = self._templates
+        tkey = (scheme, http_version, root, server)
         try:
-            tkey: tuple[Any, ...] | None = (scheme, http_version, root, server)
-            template = templates.get(tkey)  # type: ignore[arg-type]
+            template = templates.get(tkey)
+            keep = True
         except TypeError:  # a list for "server": fine, but not a dict key
-            tkey = template = None
+            template = None
+            keep = False
         if template is None:
             template = self._template(scheme, http_version, root, server)
-            if tkey is not None:
+            if keep:
                 if len(templates) >= _TEMPLATE_LIMIT:
                     templates.clear()
                 templates[tkey] = template
