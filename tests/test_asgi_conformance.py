@@ -1,7 +1,7 @@
 """AsgiToWsgi, in process: the WSGI app is called directly with a built environ.
 
 Each test is named after the conformance rule it checks (A1-A10 in
-CONFORMANCE.md). Real servers are in test_asgi_servers.py.
+docs/conformance.md). Real servers are in test_asgi_servers.py.
 """
 
 from __future__ import annotations

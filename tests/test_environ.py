@@ -1,6 +1,6 @@
 """Tests for asgibridge._environ: scope <-> environ translation and start_response checks.
 
-Test names carry the conformance rule they cover (see CONFORMANCE.md).
+Test names carry the conformance rule they cover (see docs/conformance.md).
 """
 
 from __future__ import annotations

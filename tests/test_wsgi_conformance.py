@@ -1,4 +1,4 @@
-"""WsgiToAsgi conformance, in-process: rules C1-C21 of CONFORMANCE.md.
+"""WsgiToAsgi conformance, in-process: rules C1-C21 of docs/conformance.md.
 
 Each test drives the bridge with hand-written ``receive``/``send`` callables
 and is named after the rule it covers. Every test runs in both executors
