@@ -48,6 +48,7 @@ for speed first, then for strictness:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, TextIO
@@ -107,6 +108,30 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 def _has_forbidden(text: str) -> bool:
     """True when text holds CR, LF or NUL, which must never reach a header."""
     return "\r" in text or "\n" in text or "\0" in text
+
+
+# A control character that an RFC 9110 field value may not hold: every C0
+# character except HTAB, and DEL (rule C22). Bytes 0x80-0xFF are obs-text,
+# which the RFC still allows.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def field_value(value: str) -> str:
+    """An RFC 9110 field value: ``value`` without surrounding SP/HTAB (rule C22).
+
+    Raises ValueError, naming the character, when ``value`` holds a control
+    character other than HTAB (CR, LF, NUL, ``\\x0b``, DEL, ...).
+
+    Callers take a fast path first: a ``str.isprintable()`` value holds no
+    control character and no HTAB, so it only needs its spaces stripped.
+    """
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise ValueError(
+            f"control character {bad.group()!r} at offset {bad.start()}; a header value may "
+            "hold no control character other than tab (RFC 9110 section 5.5)"
+        )
+    return value.strip(" \t")
 
 
 def _request_key(name: bytes) -> str:
@@ -502,7 +527,9 @@ def encode_response_start(
     and a reason phrase (``"200 OK"``; ``"200"`` and ``"200 "`` are accepted).
     ``headers`` must be a list (or tuple) of ``(str, str)`` pairs. Names must
     be HTTP tokens; they are lowercased and, like values, encoded as latin-1
-    (rule C3). Identical repeated ``Content-Length`` headers are sent once.
+    (rule C3). Values lose their leading and trailing spaces and tabs, and may
+    hold no control character but HTAB (rule C22). Identical repeated
+    ``Content-Length`` headers are sent once.
 
     Returns ``(status_code, headers, content_length)``, where
     ``content_length`` is the app's ``Content-Length`` as an int, or None when
@@ -510,9 +537,10 @@ def encode_response_start(
 
     Raises:
         AppProtocolError: a malformed status, a header that is not a pair of
-            str, a value that cannot be encoded as latin-1, CR/LF/NUL in a
-            name or value (header injection), or a ``Content-Length`` that is
-            not a decimal number or disagrees with another one.
+            str, a value that cannot be encoded as latin-1, a name that is not
+            a token, a control character other than HTAB in a value (CR, LF
+            and NUL would be header injection), or a ``Content-Length`` that
+            is not a decimal number or disagrees with another one.
     """
     code = _parse_status(status)
     if not isinstance(headers, (list, tuple)):
@@ -537,11 +565,19 @@ def encode_response_start(
                 f"response header {name!r} has a {type(value).__name__} value {value!r}; "
                 "WSGI header values must be str"
             )
-        if not value.isprintable() and _has_forbidden(value):
-            raise AppProtocolError(
-                f"response header {name!r} value {value!r} contains CR, LF or NUL; "
-                "that would allow header injection, so it is refused"
-            )
+        if not value.isprintable():
+            # Slow path (C22): a tab, a control character, or non-ASCII text.
+            try:
+                value = field_value(value)
+            except ValueError as exc:
+                raise AppProtocolError(
+                    f"response header {name!r} value {value!r} is refused: {exc}. CR, LF and "
+                    "NUL would allow header injection; remove or encode the character"
+                ) from None
+        else:
+            # C22: Django's Set-Cookie values start with a space. strip() returns
+            # the same object when there is nothing to strip (~35 ns).
+            value = value.strip(" ")
         try:
             raw_value = value.encode("latin-1")
         except UnicodeEncodeError:

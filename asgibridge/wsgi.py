@@ -89,7 +89,7 @@ class WsgiToAsgi:
     """Wrap a WSGI application so that any ASGI 3 server can serve it.
 
     ``WsgiToAsgi(app)`` is an ASGI application (``await
-    bridge(scope, receive, send)``) that follows PEP 3333 and rules C1-C21
+    bridge(scope, receive, send)``) that follows PEP 3333 and rules C1-C22
     of the conformance list (see ``docs/wsgi.md``).
 
     :param app: the WSGI application, ``app(environ, start_response)``.

@@ -7,7 +7,12 @@ server down on exit. Every wait is bounded in time.
 
 Servers: ``"uvicorn"`` (the stdlib asyncio loop), ``"uvicorn-uvloop"`` (uvloop, what
 ``pip install uvicorn[standard]`` runs in production), ``"hypercorn"`` (asyncio) and
-``"hypercorn-trio"`` (hypercorn's trio worker).
+``"hypercorn-trio"`` (hypercorn's trio worker). ``serve(..., http="httptools")`` picks
+uvicorn's HTTP/1.1 implementation (``"h11"`` by default).
+
+``uvicorn_process(app, chdir=..., http=...)`` runs uvicorn as a subprocess instead, on a
+socket made here and passed with ``--fd``, for apps that need a process of their own (a
+configured Django). Its output goes to a file that the yielded ``Process.log()`` reads.
 """
 
 from __future__ import annotations
@@ -15,13 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-__all__ = ["SERVERS", "serve"]
+__all__ = ["SERVERS", "Process", "serve", "uvicorn_process"]
 
 SERVERS = ("uvicorn", "uvicorn-uvloop", "hypercorn", "hypercorn-trio")
 
@@ -60,8 +70,13 @@ def _wait_accepting(port: int, thread: threading.Thread, failure: list[BaseExcep
 
 
 @contextlib.contextmanager
-def serve(app: Any, server: str = "uvicorn", *, lifespan: bool = True) -> Iterator[str]:
-    """Serve ``app`` on ``server`` at 127.0.0.1:<free port>; yield the base URL."""
+def serve(
+    app: Any, server: str = "uvicorn", *, lifespan: bool = True, http: str = "h11"
+) -> Iterator[str]:
+    """Serve ``app`` on ``server`` at 127.0.0.1:<free port>; yield the base URL.
+
+    ``http`` is uvicorn's HTTP/1.1 implementation, ``"h11"`` or ``"httptools"``.
+    """
     if server not in SERVERS:
         raise ValueError(f"server must be one of {SERVERS}, got {server!r}")
     sock = _listening_socket()
@@ -79,6 +94,7 @@ def serve(app: Any, server: str = "uvicorn", *, lifespan: bool = True) -> Iterat
             loop="uvloop" if server == "uvicorn-uvloop" else "asyncio",
             log_level="warning",
             lifespan="on" if lifespan else "off",
+            http=http,
             access_log=False,
             timeout_graceful_shutdown=5,
         )
@@ -157,3 +173,98 @@ def serve(app: Any, server: str = "uvicorn", *, lifespan: bool = True) -> Iterat
             raise RuntimeError(f"{server} did not shut down within {SHUTDOWN_TIMEOUT}s")
         if failure:  # pragma: no cover
             raise RuntimeError(f"{server} failed") from failure[0]
+
+
+class Process:
+    """A server subprocess: its base URL, its process and its output so far."""
+
+    def __init__(self, url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.url = url
+        self.proc = proc
+        self._log = log
+
+    def log(self) -> str:
+        """Everything the server wrote to stdout and stderr so far."""
+        return self._log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def uvicorn_process(
+    app: str,
+    *,
+    chdir: str | Path,
+    http: str = "h11",
+    env: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+) -> Iterator[Process]:
+    """Run ``python -m uvicorn APP`` (imported from ``chdir``) on a socket passed by fd."""
+    sock = _listening_socket()
+    sock.set_inheritable(True)
+    port = sock.getsockname()[1]
+    fd, name = tempfile.mkstemp(prefix="uvicorn-", suffix=".log")
+    log = Path(name)
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--fd",
+        str(sock.fileno()),
+        "--http",
+        http,
+        "--loop",
+        "asyncio",
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+        "--app-dir",
+        str(chdir),
+        *extra,
+        app,
+    ]
+    child_env = dict(os.environ)
+    child_env["PYTHONUNBUFFERED"] = "1"
+    if env:
+        child_env.update(env)
+    proc = subprocess.Popen(
+        cmd,
+        pass_fds=(sock.fileno(),),
+        stdout=fd,
+        stderr=fd,
+        stdin=subprocess.DEVNULL,
+        env=child_env,
+        cwd=str(chdir),
+    )
+    os.close(fd)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"uvicorn exited with code {proc.returncode}:\n"
+                    + log.read_text(errors="replace")
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2.0) as conn:
+                    conn.sendall(b"GET /__ready__ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    if conn.recv(16).startswith(b"HTTP/1."):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"uvicorn did not answer within {STARTUP_TIMEOUT}s:\n"
+                    + log.read_text(errors="replace")
+                )
+            time.sleep(0.05)
+        yield Process(f"http://127.0.0.1:{port}", proc, log)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=SHUTDOWN_TIMEOUT)
+            except subprocess.TimeoutExpired:  # pragma: no cover - reported below
+                proc.kill()
+                proc.wait(timeout=SHUTDOWN_TIMEOUT)
+        sock.close()
+        with contextlib.suppress(OSError):
+            log.unlink()

@@ -1293,6 +1293,68 @@ def test_c21_bounds_and_errors_stream_stay_assignable(make: Bridges, backend: st
         bridge.max_headers = 0
 
 
+# ------------------------------------------------------- C22 header values
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        pytest.param(" a=b; Path=/", b"a=b; Path=/", id="django-set-cookie-leading-space"),
+        pytest.param("v ", b"v", id="trailing-space"),
+        pytest.param("\t v \t", b"v", id="tabs-and-spaces"),
+        pytest.param("a\tb", b"a\tb", id="interior-tab-kept"),
+        pytest.param(" caf\xe9 ", b"caf\xe9", id="latin-1"),
+        pytest.param("   ", b"", id="only-space"),
+    ],
+)
+def test_c22_response_header_values_are_stripped(
+    make: Bridges, backend: str, value: str, sent: bytes
+) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [("Set-Cookie", value), ("Content-Length", " 2 ")])
+        return [b"ok"]
+
+    result = request(backend, make(app))
+    assert result.status == 200
+    assert result.header(b"set-cookie") == sent
+    assert result.header(b"content-length") == b"2"
+    assert result.body == b"ok"
+
+
+@pytest.mark.parametrize(
+    "char", ["\x00", "\x01", "\x08", "\n", "\x0b", "\x0c", "\r", "\x1f", "\x7f"]
+)
+def test_c22_control_characters_in_values_are_refused_before_anything_is_sent(
+    make: Bridges, backend: str, char: str
+) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [("X-Bad", f"a{char}b")])
+        return [b"never sent"]
+
+    messages: list[Message] = []
+
+    async def on_send(message: Message) -> None:
+        messages.append(message)
+
+    with pytest.raises(AppProtocolError, match="control character"):
+        request(backend, make(app), on_send=on_send)
+    assert messages == []  # the server answers 500: nothing was started
+
+
+def test_c22_app_that_catches_the_refusal_can_still_answer(make: Bridges, backend: str) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        try:
+            start_response("200 OK", [("X-Bad", "a\x0bb")])
+        except AppProtocolError:
+            start_response("500 Internal Server Error", [("Content-Length", "3")], sys.exc_info())
+            return [b"err"]
+        return [b"unreachable"]
+
+    result = request(backend, make(app))
+    assert result.status == 500 and result.body == b"err"
+    assert all(k != b"x-bad" for k, _ in result.headers)
+
+
 # ----------------------------------------------------------------- the rest
 
 
