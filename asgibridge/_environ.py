@@ -816,6 +816,13 @@ def wsgi_headers(raw: Any) -> list[tuple[str, str]]:
     """ASGI ``[(b"name", b"value"), ...]`` -> WSGI ``[("name", "value"), ...]`` (latin-1).
 
     Hop-by-hop headers are dropped: PEP 3333 reserves them for the server.
+    Names must be RFC 9110 tokens and values field values, without their
+    surrounding spaces and tabs (rules A11, C22), because some WSGI servers
+    (waitress) write whatever they are given.
+
+    Raises:
+        AppProtocolError: a name that is not a token, a value with a control
+            character other than HTAB, or headers that are not byte pairs.
     """
     out: list[tuple[str, str]] = []
     names = _NAMES
@@ -824,24 +831,30 @@ def wsgi_headers(raw: Any) -> list[tuple[str, str]]:
             text = names.get(name)
             if text is None:
                 text = bytes(name).decode("latin-1")
+                if not text or not all(char in _TOKEN_CHARS for char in text):
+                    raise ValueError(
+                        f"header name {bytes(name)!r} is not an RFC 9110 token (letters, "
+                        "digits and !#$%&'*+-.^_`|~ only; no spaces, colons or control "
+                        "characters)"
+                    )
                 if text.lower() in _HOP_BY_HOP:
                     text = ""
-                elif text != text.strip() or not text:
-                    raise ValueError(f"invalid header name {name!r}")
                 if len(names) < _NAMES_LIMIT:
                     names[bytes(name)] = text
             if text:
                 text_value = bytes(value).decode("latin-1")
-                if not text_value.isprintable() and _has_control(text_value):
-                    raise ValueError(f"control character in the value of header {text!r}")
+                if text_value.isprintable():
+                    text_value = text_value.strip(" ")
+                else:
+                    try:
+                        text_value = field_value(text_value)
+                    except ValueError as exc:
+                        raise ValueError(f"the value of header {text!r}: {exc}") from None
                 out.append((text, text_value))
     except (TypeError, ValueError) as exc:
         raise AppProtocolError(
             f"http.response.start has invalid headers ({exc}); headers must be an iterable "
-            "of (name, value) byte-string pairs"
+            "of (name, value) byte-string pairs, names RFC 9110 tokens and values free of "
+            "control characters"
         ) from None
     return out
-
-
-def _has_control(value: str) -> bool:
-    return any(c != "\t" and (c < " " or c == "\x7f") for c in value)

@@ -74,7 +74,7 @@ class Served:
         return stop_process(self.proc)
 
     def log(self) -> str:
-        """Everything the server and the ``asgibridge`` loggers wrote so far."""
+        """Everything the server (waitress: its logger) and ``asgibridge`` logged so far."""
         return self._log()
 
     def __repr__(self) -> str:
@@ -101,17 +101,20 @@ class _Collector(logging.Handler):
 
 
 @contextmanager
-def _collect_logs() -> Iterator[_Collector]:
+def _collect_logs(*names: str) -> Iterator[_Collector]:
+    """Collect the records of the ``asgibridge`` logger (DEBUG and up) and of ``names``."""
     collector = _Collector()
-    logger = logging.getLogger("asgibridge")
-    old_level = logger.level
-    logger.addHandler(collector)
-    logger.setLevel(logging.DEBUG)
+    loggers = [logging.getLogger(name) for name in ("asgibridge", *names)]
+    old_levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(collector)
+    loggers[0].setLevel(logging.DEBUG)
     try:
         yield collector
     finally:
-        logger.removeHandler(collector)
-        logger.setLevel(old_level)
+        for logger, level in zip(loggers, old_levels, strict=True):
+            logger.removeHandler(collector)
+            logger.setLevel(level)
 
 
 def _join(thread: threading.Thread, what: str) -> None:
@@ -130,7 +133,8 @@ def waitress_server(app: Any, *, threads: int = 8) -> Iterator[Served]:
     server: Any = create_server(app, host="127.0.0.1", port=0, threads=threads)
     port = server.effective_port
     thread = threading.Thread(target=server.run, name="waitress-main", daemon=True)
-    with _collect_logs() as logs:
+    # waitress logs an exception raised by the app, with its traceback, on "waitress".
+    with _collect_logs("waitress") as logs:
         thread.start()
         try:
             yield Served("waitress", f"http://127.0.0.1:{port}", logs.text)

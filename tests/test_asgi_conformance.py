@@ -1136,6 +1136,69 @@ def test_a10_trailers_are_not_advertised(make_bridge: Callable[..., AsgiToWsgi])
     assert "http.response.trailers" not in seen[0]["extensions"]
 
 
+# ----------------------------------------------------------------------- A11
+
+
+def _start_with(headers: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"never seen"})
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(b"x:a", id="interior-colon"),
+        pytest.param(b"x a", id="space"),
+        pytest.param(b" x", id="leading-space"),
+        pytest.param(b"x\x00", id="nul"),
+        pytest.param(b"x\r\nset-cookie: evil=1", id="crlf"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b"x-caf\xe9", id="non-ascii"),
+        pytest.param(b"x(y)", id="separator"),
+    ],
+)
+def test_a11_header_names_must_be_tokens(
+    make_bridge: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture, name: bytes
+) -> None:
+    bridge = make_bridge(_start_with([*TEXT, (name, b"v")]), lifespan="off")
+    result = call(bridge)
+    assert result.code == 500
+    assert b"never seen" not in result.body
+    assert all(k.lower() == "content-type" or "x" not in k for k, _ in result.headers)
+    [record] = bridge_records(caplog, logging.ERROR)
+    assert "token" in str(record.exc_info[1] if record.exc_info else "")
+
+
+@pytest.mark.parametrize(
+    "char", ["\x00", "\x01", "\x08", "\n", "\x0b", "\x0c", "\r", "\x1f", "\x7f"]
+)
+def test_a11_header_values_may_hold_no_control_character(
+    make_bridge: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture, char: str
+) -> None:
+    value = b"a" + char.encode("latin-1") + b"b"
+    bridge = make_bridge(_start_with([*TEXT, (b"x-bad", value)]), lifespan="off")
+    result = call(bridge)
+    assert result.code == 500
+    assert result.header("x-bad") is None
+    [record] = bridge_records(caplog, logging.ERROR)
+    assert "control character" in str(record.exc_info[1] if record.exc_info else "")
+
+
+def test_a11_header_values_are_stripped_and_tabs_kept(
+    make_bridge: Callable[..., AsgiToWsgi],
+) -> None:
+    headers = [*TEXT, (b"set-cookie", b" a=b; Path=/"), (b"x-t", b"\t1\t2 \t"), (b"x-e", b"\xe9 ")]
+    # wsgiref.validate refuses the tab that RFC 9110 allows inside a value.
+    result = call(make_bridge(_start_with(headers), lifespan="off"), validate=False)
+    assert result.code == 200
+    assert result.header("set-cookie") == "a=b; Path=/"
+    assert result.header("x-t") == "1\t2"
+    assert result.header("x-e") == "\xe9"
+
+
 # ------------------------------------------------------------ wsgiref.validate
 
 

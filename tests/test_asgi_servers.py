@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import os
 import re
+import socket
 import sys
 import time
 import uuid
@@ -424,3 +425,57 @@ def test_a1_failed_startup_answers_500_and_the_server_log_shows_it_once() -> Non
         assert text.count("RuntimeError: startup boom") == 1
         assert "ASGI lifespan startup failed" in text
         assert "Traceback (most recent call last)" in text
+
+
+# ------------------------------------------------------- A11 hostile headers, raw
+
+_HOSTILE_HEADERS: dict[str, tuple[bytes, bytes]] = {
+    "colon": (b"x:a", b"zq1"),
+    "space": (b"x a", b"zq2"),
+    "nul-name": (b"x\x00", b"zq3"),
+    "crlf-name": (b"x\r\nx-evil", b"zq4"),
+    "vt-value": (b"x-a", b"zq\x0bb"),
+    "del-value": (b"x-a", b"zq\x7fb"),
+    "crlf-value": (b"x-a", b"zq\r\nx-evil: 1"),
+    "nul-value": (b"x-a", b"zq\x00b"),
+}
+
+
+async def _hostile(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    name, value = _HOSTILE_HEADERS[scope["path"].strip("/")]
+    headers = [(b"content-type", b"text/plain"), (name, value)]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"app body"})
+
+
+def _raw_get(url: str, path: str) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+            if len(data) > 1 << 20:  # pragma: no cover - bounded
+                break
+    return data
+
+
+@pytest.mark.parametrize("case", sorted(_HOSTILE_HEADERS))
+def test_a11_hostile_header_is_a_500_and_never_reaches_the_wire_on_waitress(case: str) -> None:
+    """waitress writes whatever start_response is given: the bridge must refuse it first."""
+    bridge = AsgiToWsgi(_hostile, lifespan="off")
+    try:
+        with waitress_server(bridge) as served:
+            data = _raw_get(served.url, f"/{case}")
+            text = wait_for_log(served, "response start the WSGI server cannot use")
+    finally:
+        bridge.close(timeout=WAIT)
+    head = data.partition(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 500 "), data[:300]
+    name = _HOSTILE_HEADERS[case][0]
+    assert b"app body" not in data
+    assert b"evil" not in data
+    assert name not in head.lower() or name == b"x-a"
+    assert b"zq" not in data
+    assert text.count("response start the WSGI server cannot use") == 1
+    assert text.count("Traceback (most recent call last)") == 1
