@@ -32,9 +32,9 @@ import functools
 import inspect
 import sys
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Executor
-from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from ._core import (
     GREENLET_HOME,
@@ -58,7 +58,9 @@ from ._core import (
 from .errors import SchedulerError
 
 __all__ = [
+    "AsyncSingleThreadContext",
     "AsyncToSync",
+    "SupportsSubmit",
     "SyncToAsync",
     "ThreadSensitiveContext",
     "async_to_sync",
@@ -97,6 +99,22 @@ else:  # pragma: no cover - Python 3.10 / 3.11
 _TSC: contextvars.ContextVar[ThreadSensitiveContext | None] = contextvars.ContextVar(
     "asgibridge_thread_sensitive_context", default=None
 )
+
+
+class SupportsSubmit(Protocol):
+    """What an ``executor`` must offer: ``submit(fn, *args)``, as ``concurrent.futures`` has."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def _check_executor(executor: object, what: str) -> None:
+    """Executors are duck-typed, as in asgiref: anything with a callable ``submit``."""
+    if not callable(getattr(executor, "submit", None)):
+        raise TypeError(
+            f"{what} must have a submit(fn, *args) method, as a "
+            "concurrent.futures.ThreadPoolExecutor has; got an object of type "
+            f"{type(executor).__name__} without one"
+        )
 
 
 def _loop_running_here() -> bool:
@@ -160,7 +178,11 @@ class AsyncToSync(Generic[_P, _R]):
 
     def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         __traceback_hide__ = True
-        fn = self.awaitable
+        fn: Callable[..., Any] = self.awaitable
+        if type(self).main_wrap is not _MAIN_WRAP:  # instrumented: see main_wrap
+            args = (self.main_wrap(fn, args, kwargs),)  # type: ignore[assignment]
+            fn = _await_it
+            kwargs = {}  # type: ignore[assignment]
         if in_bridge_greenlet():
             if self.force_new_loop:
                 result: _R = await_in_greenlet(_run_in_pool_thread_loop(fn, args, kwargs))
@@ -186,6 +208,28 @@ class AsyncToSync(Generic[_P, _R]):
         """Bind as a method."""
         func = functools.partial(self.__call__, parent)
         return functools.update_wrapper(func, self.awaitable)
+
+    async def main_wrap(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Instrumentation hook: the coroutine one call runs on the event loop.
+
+        Called on the *calling* (sync) thread to create the coroutine, which
+        is then awaited on the loop; it awaits ``fn(*args, **kwargs)`` and
+        returns the result. APM agents wrap it (for example with
+        ``wrapt.wrap_function_wrapper(asgibridge.sync, "AsyncToSync.main_wrap", ...)``,
+        as New Relic does for asgiref) to carry their trace from the sync
+        caller into the async code. While nobody wraps or overrides it, it is
+        never called and costs nothing.
+        """
+        return await fn(*args, **kwargs)
+
+
+async def _await_it(awaitable: Awaitable[_R]) -> _R:
+    return await awaitable
+
+
+_MAIN_WRAP = AsyncToSync.main_wrap
 
 
 async def _greenlet_call(
@@ -234,7 +278,7 @@ class SyncToAsync(Generic[_P, _R]):
         self,
         func: Callable[_P, _R],
         thread_sensitive: bool = True,
-        executor: Executor | Literal["greenlet"] | None = None,
+        executor: SupportsSubmit | Literal["greenlet"] | None = None,
         context: contextvars.Context | None = None,
     ) -> None:
         if (
@@ -247,17 +291,13 @@ class SyncToAsync(Generic[_P, _R]):
         if isinstance(executor, str):
             if executor != "greenlet":
                 raise TypeError(
-                    f"executor must be a concurrent.futures.Executor, 'greenlet' or None, "
-                    f"not {executor!r}"
+                    "executor must be an object with a submit() method (a "
+                    f"concurrent.futures.Executor), 'greenlet' or None, not {executor!r}"
                 )
             greenlet_mode = True
             executor = None
         elif executor is not None:
-            if not isinstance(executor, Executor):
-                raise TypeError(
-                    "executor must be a concurrent.futures.Executor, 'greenlet' or None, "
-                    f"not {type(executor).__name__}"
-                )
+            _check_executor(executor, "executor")
             if thread_sensitive:
                 raise TypeError("executor must not be set when thread_sensitive is True")
         functools.update_wrapper(self, func)
@@ -275,9 +315,21 @@ class SyncToAsync(Generic[_P, _R]):
     async def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         __traceback_hide__ = True
         func: Callable[..., _R] = self.func
-        exc = sys.exc_info()[1]
-        if exc is not None:
-            func = _with_exc(func, exc)
+        if type(self).thread_handler is not _THREAD_HANDLER:  # instrumented: see thread_handler
+            func = functools.partial(
+                self.thread_handler,
+                _get_running_loop(),
+                sys.exc_info(),
+                [],
+                _run_child,
+                functools.partial(func, *args, **kwargs),
+            )
+            args = ()  # type: ignore[assignment]
+            kwargs = {}  # type: ignore[assignment]
+        else:
+            exc = sys.exc_info()[1]
+            if exc is not None:
+                func = _with_exc(func, exc)
         if self._greenlet:
             return await self._call_in_greenlet(func, args, kwargs)
         if self._thread_sensitive:
@@ -313,6 +365,42 @@ class SyncToAsync(Generic[_P, _R]):
         func = functools.partial(self.__call__, parent)
         return functools.update_wrapper(func, self.func)
 
+    def thread_handler(
+        self,
+        loop: Any,
+        exc_info: Any,
+        task_context: list[Any],
+        func: Callable[..., _R],
+        *args: Any,
+        **kwargs: Any,
+    ) -> _R:
+        """Instrumentation hook: runs on the worker, just before the sync function.
+
+        Same shape as asgiref 3.13's: ``loop`` is the awaiting event loop
+        (None under trio), ``exc_info`` the caller's ``sys.exc_info()``,
+        ``task_context`` a list (unused here), and ``func(*args)`` runs the
+        call; ``args[0]`` is a ``functools.partial`` of the wrapped function
+        with its arguments. It runs on the worker thread, or in the greenlet
+        in greenlet mode. APM agents wrap it (``wrapt.wrap_function_wrapper(
+        asgibridge.sync, "SyncToAsync.thread_handler", ...)``) or a subclass
+        overrides it, to carry their trace into the worker. While nobody
+        does, it is never called and costs nothing.
+        """
+        __traceback_hide__ = True
+        if exc_info[1] is not None:
+            try:
+                raise exc_info[1]
+            except BaseException:
+                return func(*args, **kwargs)
+        return func(*args, **kwargs)
+
+
+_THREAD_HANDLER = SyncToAsync.thread_handler
+
+
+def _run_child(child: Callable[[], _R]) -> _R:
+    return child()
+
 
 def _thread_sensitive_target() -> Any:
     tsc = _TSC.get()
@@ -332,21 +420,27 @@ class ThreadSensitiveContext:
 
     The thread is borrowed from a pool of parked threads when the first
     thread-sensitive call needs it, and returned on exit once the calls
-    already queued on it have run. Thread-sensitive calls made by tasks that
-    outlive the block raise ``RuntimeError``.
+    already queued on it have run.
+
+    A *late* call, made after the block exited by a task that outlived it,
+    still runs, as under asgiref: late calls of one context share one thread,
+    which goes back to the pool as soon as the context object itself is
+    freed (when the last task that can see it is gone), so no thread outlives
+    the request that borrowed it (U10). With ``executor``, late calls raise
+    :class:`~asgibridge.errors.SchedulerError`: that executor is the
+    caller's, and may be shut down by then.
     """
 
-    def __init__(self, *, executor: Executor | None = None) -> None:
-        if executor is not None and not isinstance(executor, Executor):
-            raise TypeError(
-                f"executor must be a concurrent.futures.Executor, not {type(executor).__name__}"
-            )
+    def __init__(self, *, executor: SupportsSubmit | None = None) -> None:
+        if executor is not None:
+            _check_executor(executor, "ThreadSensitiveContext's executor")
         self._executor = executor
         self._lane: Lane | None = None
         self._foreign: ExecutorTarget | None = None
         self._token: contextvars.Token[ThreadSensitiveContext | None] | None = None
         self._home_token: contextvars.Token[Any] | None = None
         self._exited = False
+        self._late: Lane | None = None
 
     def _target(self) -> Any:
         if self._exited:
@@ -358,9 +452,20 @@ class ThreadSensitiveContext:
             if self._foreign is None:
                 self._foreign = ExecutorTarget(self._executor)
             return self._foreign
+        if self._token is None:
+            return self._late_lane()
         lane = self._lane
         if lane is None:
             lane = self._lane = default_scheduler().lanes.acquire()
+        return lane
+
+    def _late_lane(self) -> Lane:
+        """The thread for calls made after the block exited (U10), given back when ``self`` dies."""
+        lane = self._late
+        if lane is None:
+            lanes = default_scheduler().lanes
+            lane = self._late = lanes.acquire()
+            weakref.finalize(self, lanes.release, lane)
         return lane
 
     async def __aenter__(self) -> ThreadSensitiveContext:
@@ -394,6 +499,38 @@ class ThreadSensitiveContext:
         if self._executor is None:
             # A context without an executor may be entered again, with a new thread.
             self._exited = False
+
+
+#: The AsyncSingleThreadContext in force, if any.
+_ASTC: contextvars.ContextVar[AsyncSingleThreadContext | None] = contextvars.ContextVar(
+    "asgibridge_async_single_thread_context", default=None
+)
+
+
+class AsyncSingleThreadContext:
+    """Context manager: every ``async_to_sync`` call inside it runs on one thread.
+
+    asgiref runs each ``async_to_sync`` call from a plain thread on a new
+    thread with a new loop, and this context pins them to one thread. In
+    asgibridge a plain thread's calls already run on that thread's own cached
+    loop, so they share a thread (and a loop) with or without this context;
+    it exists so that code written for asgiref runs unchanged. Only the
+    outermost context takes effect, as in asgiref. Context variables set by
+    one call are seen by the next.
+    """
+
+    def __init__(self) -> None:
+        self.token: contextvars.Token[AsyncSingleThreadContext | None] | None = None
+
+    def __enter__(self) -> AsyncSingleThreadContext:
+        if _ASTC.get() is None:
+            self.token = _ASTC.set(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        token, self.token = self.token, None
+        if token is not None:
+            _ASTC.reset(token)
 
 
 @overload
@@ -433,7 +570,7 @@ def async_to_sync(
 def sync_to_async(
     *,
     thread_sensitive: bool = True,
-    executor: Executor | Literal["greenlet"] | None = None,
+    executor: SupportsSubmit | Literal["greenlet"] | None = None,
     context: contextvars.Context | None = None,
 ) -> Callable[[Callable[_P, _R]], Callable[_P, Coroutine[Any, Any, _R]]]: ...
 
@@ -443,7 +580,7 @@ def sync_to_async(
     func: Callable[_P, _R],
     *,
     thread_sensitive: bool = True,
-    executor: Executor | Literal["greenlet"] | None = None,
+    executor: SupportsSubmit | Literal["greenlet"] | None = None,
     context: contextvars.Context | None = None,
 ) -> Callable[_P, Coroutine[Any, Any, _R]]: ...
 
@@ -452,7 +589,7 @@ def sync_to_async(
     func: Callable[_P, _R] | None = None,
     *,
     thread_sensitive: bool = True,
-    executor: Executor | Literal["greenlet"] | None = None,
+    executor: SupportsSubmit | Literal["greenlet"] | None = None,
     context: contextvars.Context | None = None,
 ) -> Any:
     """Make a sync callable awaitable; usable as a decorator.

@@ -175,8 +175,10 @@ def test_u1_rejects_wrong_arguments() -> None:
         sync_to_async(thread_name, executor=ThreadPoolExecutor(1))
     with pytest.raises(TypeError, match="'greenlet' or None"):
         sync_to_async(thread_name, executor="gevent")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="'greenlet' or None"):
+    with pytest.raises(TypeError, match=r"must have a submit\(fn, \*args\) method"):
         sync_to_async(thread_name, thread_sensitive=False, executor=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"must have a submit\(fn, \*args\) method"):
+        ThreadSensitiveContext(executor=object())  # type: ignore[arg-type]
     with pytest.warns(UserWarning, match="non-async-marked"):
         async_to_sync(thread_name)
 

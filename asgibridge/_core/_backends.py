@@ -41,7 +41,7 @@ class LoopRef:
 
     def start(
         self,
-        coro_fn: Callable[..., Coroutine[Any, Any, None]],
+        coro_fn: Callable[..., Coroutine[Any, Any, Any]],
         args: tuple[Any, ...],
         context: contextvars.Context,
     ) -> None:
@@ -61,7 +61,7 @@ class LoopRef:
 
 def _start_asyncio_task(
     loop: asyncio.AbstractEventLoop,
-    coro_fn: Callable[..., Coroutine[Any, Any, None]],
+    coro_fn: Callable[..., Coroutine[Any, Any, Any]],
     args: tuple[Any, ...],
     context: contextvars.Context,
 ) -> None:
@@ -73,7 +73,7 @@ def _start_asyncio_task(
 
 def _start_trio_task(
     trio: Any,
-    coro_fn: Callable[..., Coroutine[Any, Any, None]],
+    coro_fn: Callable[..., Coroutine[Any, Any, Any]],
     args: tuple[Any, ...],
     context: contextvars.Context,
 ) -> None:

@@ -18,6 +18,12 @@ Consequences, all deliberate:
   function at its await point, so ``finally`` blocks run.
 * A sync function that blocks without going through the bridge blocks the
   whole loop. That is the price of greenlet mode and it is documented.
+* The sync function sees **no running event loop** (rule U7), exactly as it
+  would on a worker thread: the driver hides the loop (asyncio's running-loop
+  slot, or trio's run context) each time it switches into the greenlet and
+  restores it each time control comes back. Django's ``async_unsafe`` guard
+  and asgiref's thread-critical ``Local`` decide "am I in sync code?" that
+  way. The cost is two C calls per switch.
 
 Greenlets are pooled per thread: a fresh greenlet costs one mmap/munmap pair
 (6-10 us on 3.11+), a parked one about 0.5 us. Bridge greenlets carry the
@@ -27,7 +33,9 @@ can recognise them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -56,6 +64,9 @@ _THROW = 4
 POOL_LIMIT = 512
 
 logger = logging.getLogger("asgibridge")
+
+_get_running_loop = asyncio._get_running_loop
+_set_running_loop = asyncio._set_running_loop
 
 
 class _Settings:
@@ -130,18 +141,28 @@ async def run_in_greenlet(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _
     Inside ``fn``, :func:`await_in_greenlet` (and so ``async_to_sync``) waits
     for awaitables by switching back to this task. Exceptions from ``fn``
     propagate unchanged. Works on any event loop (asyncio or trio), because
-    the driver only ever awaits what ``fn`` hands it.
+    the driver only ever awaits what ``fn`` hands it. While ``fn`` runs, no
+    event loop is visible to it (U7).
     """
     pool = _pool.idle
     g = pool.pop() if pool else BridgeGreenlet(_worker_main)
     current = getcurrent()
     g.driver = current
     g.gr_context = current.gr_context
+    loop = _get_running_loop()
+    switch = g.switch if loop is not None else _TrioHidden(g.switch)
     limit = settings.hold_warning
     clock = time.perf_counter
     try:
         start = clock()
-        msg = g.switch((fn, args, kwargs))
+        if loop is not None:
+            _set_running_loop(None)
+            try:
+                msg = switch((fn, args, kwargs))
+            finally:
+                _set_running_loop(loop)
+        else:
+            msg = switch((fn, args, kwargs))
         while True:
             if limit is not None and clock() - start > limit:
                 _held_too_long(fn, clock() - start)
@@ -150,11 +171,18 @@ async def run_in_greenlet(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _
                 try:
                     result = await value
                 except BaseException as exc:
-                    start = clock()
-                    msg = g.switch((_THROW, exc))
+                    reply: tuple[int, Any] = (_THROW, exc)
                 else:
-                    start = clock()
-                    msg = g.switch((_VALUE, result))
+                    reply = (_VALUE, result)
+                start = clock()
+                if loop is not None:
+                    _set_running_loop(None)
+                    try:
+                        msg = switch(reply)
+                    finally:
+                        _set_running_loop(loop)
+                else:
+                    msg = switch(reply)
                 continue
             if tag == _DONE:
                 return value  # type: ignore[no-any-return]
@@ -168,6 +196,49 @@ async def run_in_greenlet(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _
             else:
                 g.parent = current  # finishing returns control here
                 g.switch(None)
+
+
+class _TrioHidden:
+    """``greenlet.switch`` with trio's run context hidden while the greenlet runs (U7).
+
+    trio keeps "which run is this thread in" in a thread-local run context;
+    ``trio.lowlevel.current_trio_token()`` and ``current_task()`` (and so
+    sniffio and anyio) read it. Outside trio this is a plain switch.
+    """
+
+    __slots__ = ("run_context", "switch")
+
+    def __init__(self, switch: Callable[..., Any]) -> None:
+        self.switch = switch
+        self.run_context = _trio_run_context()
+
+    def __call__(self, arg: Any) -> Any:
+        rc = self.run_context
+        if rc is None:
+            return self.switch(arg)
+        saved = {name: rc.__dict__.pop(name) for name in ("runner", "task") if name in rc.__dict__}
+        sniff = sys.modules.get("sniffio")
+        sniff_name = None
+        if sniff is not None:
+            sniff_name = sniff.thread_local.name
+            sniff.thread_local.name = None
+        try:
+            return self.switch(arg)
+        finally:
+            rc.__dict__.update(saved)
+            if sniff is not None:
+                sniff.thread_local.name = sniff_name
+
+
+def _trio_run_context() -> Any:
+    """trio's thread-local run context when this thread is inside ``trio.run``, else None."""
+    if "trio" not in sys.modules:
+        return None
+    try:
+        from trio._core._run import GLOBAL_RUN_CONTEXT
+    except ImportError:  # pragma: no cover - a trio without this internal
+        return None
+    return GLOBAL_RUN_CONTEXT if hasattr(GLOBAL_RUN_CONTEXT, "runner") else None
 
 
 def await_in_greenlet(awaitable: Awaitable[_R]) -> _R:

@@ -17,9 +17,14 @@ Two kinds, both created lazily (never at import) and both fork-safe:
   thread, for bridges that serve many sync threads at once and need one
   shared loop (``AsgiToWsgi``: lifespan and every request on the same loop).
 
-Fork safety: every cached loop remembers the pid that created it. A child
-process after ``fork()`` sees a different pid and builds a fresh loop and
-thread; it never touches the parent's selector or self-pipe.
+Fork safety (rule U9): every cached loop remembers the pid that created it.
+A child process after ``fork()`` sees a different pid and builds a fresh loop
+and thread. It never closes, runs or even garbage-collects an inherited loop:
+closing one would unregister the parent's self-pipe from the epoll instance
+that parent and child share after ``fork()``, and the parent's loop would
+never wake up again. Inherited loops are therefore kept alive, untouched, in
+:data:`_inherited` for the life of the child (a few file descriptors per
+forked loop; ``fork`` is done once per worker process in practice).
 """
 
 from __future__ import annotations
@@ -40,16 +45,48 @@ from ._threads import GREENLET_HOME, HOME, apply_context, outcome_of, portal_cal
 __all__ = ["BackgroundLoop", "run_on_thread_loop"]
 
 
-class _LoopCloser:
-    """Closes a thread's cached loop when the thread's locals are dropped (thread exit)."""
+#: Loops inherited from a parent process through fork(): kept alive and never closed (U9).
+_inherited: list[asyncio.AbstractEventLoop] = []
 
-    __slots__ = ("loop",)
+
+def keep_inherited(loop: asyncio.AbstractEventLoop) -> None:
+    """Hold a loop inherited through ``fork()`` forever, so nothing ever closes it here.
+
+    ``BaseEventLoop.__del__`` closes an unclosed loop, and closing it in the
+    child would remove the parent's file descriptors from their shared epoll
+    instance. So its ``close`` is made a no-op too, for when interpreter exit
+    frees :data:`_inherited` itself.
+    """
+    try:
+        loop.close = _leave_open  # type: ignore[method-assign]
+    except AttributeError:  # pragma: no cover - a loop class with no instance dict
+        pass
+    _inherited.append(loop)
+
+
+def _leave_open() -> None:
+    """``close`` of a loop inherited through fork(): leave the parent's loop alone."""
+
+
+class _LoopCloser:
+    """Closes a thread's cached loop when the thread's locals are dropped (thread exit).
+
+    In a forked child the locals of the parent's other threads are dropped
+    too, while the child starts: those loops belong to the parent and are
+    kept, never closed (U9).
+    """
+
+    __slots__ = ("loop", "pid")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self.pid = os.getpid()
 
     def __del__(self) -> None:
         loop = self.loop
+        if self.pid != os.getpid():
+            keep_inherited(loop)
+            return
         if not loop.is_running() and not loop.is_closed():
             try:
                 close_loop(loop)
@@ -74,9 +111,8 @@ def thread_loop() -> asyncio.AbstractEventLoop:
     pid = os.getpid()
     if loop is None or tl.pid != pid or loop.is_closed():
         if tl.pid != pid and tl.closer is not None:
-            # Inherited from the parent through fork(): never run it, but release
-            # this process's copies of its file descriptors.
-            tl.closer = None
+            # Inherited from the parent through fork(): never run or close it (U9).
+            tl.closer = None  # its __del__ sees the other pid and keeps the loop
         loop = asyncio.new_event_loop()
         tl.loop = loop
         tl.pid = pid
@@ -211,6 +247,8 @@ class BackgroundLoop:
             return self._ref
 
     def _forget(self) -> None:
+        if self._loop is not None and self._pid != os.getpid():
+            keep_inherited(self._loop)  # the parent's: never close it here (U9)
         self._loop = None
         self._ref = None
         self._thread = None

@@ -43,11 +43,11 @@ import heapq
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from concurrent.futures import Executor
 from queue import Empty
 from typing import Any
 
@@ -84,15 +84,53 @@ _STOP = object()
 _RELEASE = object()
 
 
+def _local_storage() -> Any:
+    """asgiref's ``Local`` storage class (``asgiref.local._Storage``) when asgiref is loaded.
+
+    asgiref 3.13 tags each non-thread-critical ``Local``'s data with the
+    thread that owns it, and only shows data tagged with the current thread.
+    Whenever asgiref moves work to another thread on purpose it re-tags
+    ("re-homes") that data. We do the same at each of our thread hops (U8),
+    without importing asgiref: if it is not loaded, no ``Local`` exists.
+    """
+    mod = sys.modules.get("asgiref.local")
+    return getattr(mod, "_Storage", None) if mod is not None else None
+
+
+def rehome_locals() -> None:
+    """Re-tag every asgiref ``Local`` storage in the current context with this thread (U8)."""
+    storage = _local_storage()
+    if storage is None:
+        return
+    me = get_ident()
+    for var, value in contextvars.copy_context().items():
+        if value.__class__ is storage and value.thread_id != me:
+            var.set(storage(me, value.data))
+
+
 def apply_context(ctx: contextvars.Context) -> None:
-    """Copy every variable of ``ctx`` whose value differs into the current context (U3)."""
+    """Copy every variable of ``ctx`` whose value differs into the current context (U3).
+
+    asgiref ``Local`` data that another thread owned is re-homed to this
+    thread on the way (U8).
+    """
+    storage = _local_storage()
+    me = get_ident() if storage is not None else 0
     for var, value in ctx.items():
-        try:
-            if var.get() is value:
-                continue
-        except LookupError:
-            pass
+        if storage is not None and value.__class__ is storage and value.thread_id != me:
+            value = storage(me, value.data)
+        else:
+            try:
+                if var.get() is value:
+                    continue
+            except LookupError:
+                pass
         var.set(value)
+
+
+def _call_rehomed(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    rehome_locals()
+    return fn(*args, **kwargs)
 
 
 # --------------------------------------------------------------------------- jobs
@@ -108,6 +146,7 @@ class Job:
         "context",
         "fn",
         "kwargs",
+        "nested",
         "ref",
         "reported",
         "settle",
@@ -132,6 +171,9 @@ class Job:
         self.started = False
         self.aborted = False
         self.cancel_nested: Callable[[], Any] | None = None
+        #: The asyncio task of the coroutine this job's sync code awaits
+        #: through async_to_sync right now; it returns True if it ended cancelled (U10).
+        self.nested: asyncio.Task[bool] | None = None
         #: Set by a job function that has already reported its own outcome
         #: (a request runner that posts each request's result as it goes);
         #: the core then posts nothing when the function returns.
@@ -176,7 +218,9 @@ def execute(job: Job, state: _State) -> tuple[bool, Any] | None:
     state.job = job
     job.started = True
     try:
-        return True, job.context.run(job.fn, *job.args, **job.kwargs)
+        if _local_storage() is None:
+            return True, job.context.run(job.fn, *job.args, **job.kwargs)
+        return True, job.context.run(_call_rehomed, job.fn, job.args, job.kwargs)
     except BaseException as exc:
         return False, exc
     finally:
@@ -507,15 +551,53 @@ class ThreadPool:
 
 
 class ExecutorTarget:
-    """Adapts a user-supplied ``concurrent.futures.Executor`` to the job protocol."""
+    """Adapts a user-supplied executor to the job protocol.
+
+    Any object with a ``submit(fn, *args)`` method works, as with asgiref
+    (duck typing); a ``concurrent.futures.Executor`` is the usual one. When
+    ``submit`` returns a future that ends without running the job (the
+    executor was shut down with ``cancel_futures=True``, say), the awaiting
+    caller gets a :class:`~asgibridge.errors.SchedulerError` instead of
+    waiting forever.
+    """
 
     __slots__ = ("executor",)
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Any) -> None:
         self.executor = executor
 
     def submit(self, job: Job) -> None:
-        self.executor.submit(_run_foreign, job)
+        try:
+            fut = self.executor.submit(_run_foreign, job)
+        except RuntimeError as exc:
+            raise SchedulerError(
+                f"executor {self.executor!r} refused to run {job.name}(): {exc}. It has "
+                "probably been shut down; pass an executor that is still running, or "
+                "executor=None to use asgibridge's own pool."
+            ) from exc
+        add_done_callback = getattr(fut, "add_done_callback", None)
+        if add_done_callback is not None:
+            add_done_callback(lambda f: _never_ran(job, f))
+
+
+def _never_ran(job: Job, fut: Any) -> None:
+    """A foreign executor's future ended: report the job if it never started."""
+    if job.started or job.aborted:
+        return
+    cancelled = getattr(fut, "cancelled", None)
+    why = (
+        "cancelled it"
+        if cancelled is not None and cancelled()
+        else "finished it without running it"
+    )
+    deliver(
+        job,
+        False,
+        SchedulerError(
+            f"the executor {why} before {job.name}() could start (was it shut down with "
+            "cancel_futures=True?); the call did not run"
+        ),
+    )
 
 
 def _run_foreign(job: Job) -> None:
@@ -561,11 +643,9 @@ async def run_job_async(job: Job, target: Any) -> Any:
         try:
             ok, value = await fut
         except asyncio.CancelledError:
-            job.aborted = True  # not started yet: it will not run at all
-            cancel = job.cancel_nested
-            if cancel is not None:
-                cancel()
-            raise
+            if not await _pass_cancel_on(job, fut):
+                raise
+            ok, value = fut.result()
     else:
         import trio
 
@@ -594,6 +674,34 @@ async def run_job_async(job: Job, target: Any) -> Any:
         del value
 
 
+async def _pass_cancel_on(job: Job, fut: asyncio.Future[Any]) -> bool:
+    """The task awaiting ``job`` was cancelled: True when the job absorbed it (U10).
+
+    As asgiref does: if the sync code is blocked in ``async_to_sync``, the
+    cancellation is passed to the coroutine it awaits, and that coroutine is
+    waited for. If it absorbs the cancellation (returns normally), the sync
+    code carries on and its result is awaited and returned. Otherwise the
+    cancellation propagates at once; the sync code finishes in its thread and
+    its result is dropped. A job that has not started will not run at all.
+    """
+    nested = job.nested
+    if fut.done() or nested is None or nested.done():
+        job.aborted = True  # not started yet: it will not run at all
+        if nested is not None:
+            nested.cancel()
+        return False
+    nested.cancel()
+    try:
+        ended_cancelled = await asyncio.shield(nested)
+    except asyncio.CancelledError:
+        job.aborted = True
+        raise
+    if ended_cancelled:
+        return False
+    await fut  # the sync code goes on with the absorbed result; wait for its outcome
+    return True
+
+
 # ---------------------------------------------------------------------------- portal
 
 _markers = itertools.count()
@@ -617,13 +725,15 @@ async def _portal_main(
     marker: object,
     home: ThreadHome,
     job: Job | None,
-) -> None:
+) -> bool:
     token = HOME.set(home)
+    rehome_locals()
     try:
         if job is None or asyncio._get_running_loop() is not None:
             if job is not None:
                 task = asyncio.current_task()
                 job.cancel_nested = task.cancel if task is not None else None
+                job.nested = task
             ok, value = await outcome_of(fn, args, kwargs)
         else:
             import trio
@@ -637,7 +747,9 @@ async def _portal_main(
         HOME.reset(token)
         if job is not None:
             job.cancel_nested = None
+            job.nested = None
     inbox.put((marker, ok, value, contextvars.copy_context()))
+    return not ok and isinstance(value, asyncio.CancelledError)
 
 
 def portal_call(
