@@ -70,7 +70,7 @@ __all__ = [
 _CACHE_LIMIT = 512
 
 # Environ key for each request header name seen so far. An empty string marks
-# a name that is dropped (it contains "_", rule C5).
+# a name that is dropped (it contains "_" or is not an ASCII token, rule C5).
 _REQUEST_KEYS: dict[bytes, str] = {
     b"content-type": "CONTENT_TYPE",
     b"content-length": "CONTENT_LENGTH",
@@ -148,7 +148,10 @@ def _request_key(name: bytes) -> str:
             "the client sent a malformed request"
         )
     upper = text.upper()
-    if "_" in upper:
+    if "_" in text or not all(char in _TOKEN_CHARS for char in text):
+        # C5: "_" could spoof a proxy's header, and only ASCII tokens may become
+        # CGI keys: str.upper() maps "\xdf" to "SS", so "x-forwarded-\xdfl" would
+        # otherwise become HTTP_X_FORWARDED_SSL.
         key = ""
     elif upper == "CONTENT-TYPE":
         key = "CONTENT_TYPE"
@@ -254,7 +257,8 @@ def build_environ(
     Headers (rules C3-C6, C21): names and values are decoded as latin-1.
     ``Content-Type`` and ``Content-Length`` become ``CONTENT_TYPE`` and
     ``CONTENT_LENGTH``; every other header becomes ``HTTP_<NAME>``. Header
-    names containing ``_`` are dropped. Repeated headers are joined with
+    names containing ``_``, and names that are not ASCII RFC 9110 tokens, are
+    dropped (rule C5). Repeated headers are joined with
     ``", "``, except ``Cookie`` which is joined with ``"; "``.
 
     Raises:

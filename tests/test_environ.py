@@ -351,7 +351,6 @@ def test_c3_request_header_values_latin1(value: bytes, expected: str) -> None:
     [
         pytest.param(b"x-custom-thing", "HTTP_X_CUSTOM_THING", id="lowercase"),
         pytest.param(b"X-Custom-Thing", "HTTP_X_CUSTOM_THING", id="mixed-case"),
-        pytest.param(b"x-\xe9", "HTTP_X_\xc9", id="latin1-name"),
         pytest.param(b"accept", "HTTP_ACCEPT", id="single-word"),
     ],
 )
@@ -434,6 +433,33 @@ def test_c5_underscore_headers_dropped() -> None:
 def test_c5_underscore_header_first_does_not_spoof() -> None:
     environ = with_headers([(b"x_real_ip", b"6.6.6.6"), (b"x-real-ip", b"1.1.1.1")])
     assert environ["HTTP_X_REAL_IP"] == "1.1.1.1"
+
+
+@pytest.mark.parametrize(
+    ("name", "spoofed"),
+    [
+        pytest.param(b"x-forwarded-\xdfl", "HTTP_X_FORWARDED_SSL", id="sharp-s-upper-is-SS"),
+        pytest.param(b"x-forwarded-pro\xdf", "HTTP_X_FORWARDED_PROSS", id="sharp-s-end"),
+        pytest.param(b"x-\xffy", "HTTP_X_\u0178Y", id="y-diaeresis"),
+        pytest.param(b"x-\xe9", "HTTP_X_\xc9", id="latin1-name-dropped-not-uppercased"),
+        pytest.param(b"x-real ip", "HTTP_X_REAL IP", id="space"),
+        pytest.param(b"x-real:ip", "HTTP_X_REAL:IP", id="colon"),
+        pytest.param(b"x(y)", "HTTP_X(Y)", id="separator"),
+        pytest.param(b"\xb5-id", "HTTP_\u039c_ID", id="micro-sign-upper-is-greek"),
+    ],
+)
+def test_c5_only_ascii_token_names_become_cgi_keys(name: bytes, spoofed: str) -> None:
+    environ = with_headers([(name, b"on"), (b"x-forwarded-proto", b"https")])
+    assert spoofed not in environ
+    assert not any(k.startswith("HTTP_") and not k.isascii() for k in environ)
+    assert environ["HTTP_X_FORWARDED_PROTO"] == "https"
+    headers = [k for k in environ if k.startswith("HTTP_")]
+    assert headers == ["HTTP_X_FORWARDED_PROTO"]
+
+
+def test_c5_non_token_name_cannot_spoof_a_later_real_header() -> None:
+    environ = with_headers([(b"x-forwarded-\xdfl", b"on"), (b"x-forwarded-ssl", b"off")])
+    assert environ["HTTP_X_FORWARDED_SSL"] == "off"
 
 
 # ---------------------------------------------------------------- C6 CGI shape
