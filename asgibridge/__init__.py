@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._core import BackgroundLoop
 from .asgi import AsgiToWsgi
+from .dispatch import Dispatcher
 from .errors import (
     AppProtocolError,
     BridgeError,
@@ -18,7 +19,9 @@ from .errors import (
     SchedulerError,
     ServerProtocolError,
 )
+from .loop import run_shared, shared_loop
 from .sync import (
+    AsyncSingleThreadContext,
     AsyncToSync,
     SyncToAsync,
     ThreadSensitiveContext,
@@ -34,11 +37,13 @@ __version__ = "0.1.0"
 __all__ = [
     "AppProtocolError",
     "AsgiToWsgi",
+    "AsyncSingleThreadContext",
     "AsyncToSync",
     "BackgroundLoop",
     "BridgeError",
     "ClientDisconnected",
     "DeadlockError",
+    "Dispatcher",
     "LifespanError",
     "ProtocolError",
     "RequestRejected",
@@ -51,5 +56,7 @@ __all__ = [
     "async_to_sync",
     "iscoroutinefunction",
     "markcoroutinefunction",
+    "run_shared",
+    "shared_loop",
     "sync_to_async",
 ]
