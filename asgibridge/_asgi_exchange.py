@@ -505,16 +505,19 @@ class Exchange(ThreadHome):
     def preread(self, environ: dict[str, Any]) -> str | None:
         """Read a small body before the app starts; set up on-demand reads otherwise.
 
-        Returns an error message for an unusable ``CONTENT_LENGTH``.
+        Returns an error message (answered 400) for a ``CONTENT_LENGTH`` that is
+        not ASCII digits (rule A13).
         """
         length = environ.get("CONTENT_LENGTH")
         if length:
-            try:
-                size = int(length)
-            except ValueError:
-                size = -1
-            if size < 0:
-                return f"invalid Content-Length {length!r}"
+            # A13: ASCII digits only. int() would take "1_0", "+5", " 5" and
+            # non-ASCII digits, and read a different length than the header says.
+            if length.__class__ is not str or not (length.isdigit() and length.isascii()):
+                return (
+                    f"invalid Content-Length {length!r}: it must be ASCII digits only "
+                    "(RFC 9110 section 8.6)"
+                )
+            size = int(length)
             if size == 0:
                 return None
             inp = environ["wsgi.input"]

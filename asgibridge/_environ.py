@@ -644,6 +644,16 @@ def _from_latin1_space(text: str) -> str:
         return text
 
 
+def _latin1(text: Any) -> bytes:
+    """PEP 3333 text as bytes; text that is not latin-1 (a broken server) never raises."""
+    try:
+        return bytes(text.encode("latin-1"))
+    except UnicodeEncodeError:
+        return bytes(text.encode("utf-8", "surrogatepass"))
+    except AttributeError:
+        return str(text).encode("utf-8", "surrogatepass")
+
+
 def _raw_path(environ: Mapping[str, Any], full_path: str) -> bytes:
     """The raw request path: the server's original one if it matches, else quoted."""
     try:
@@ -727,10 +737,10 @@ def environ_to_scope(
             append((name, value.encode("utf-8", "surrogateescape")))
     content_type = environ.get("CONTENT_TYPE")
     if content_type:
-        append((b"content-type", content_type.encode("latin-1")))
+        append((b"content-type", _latin1(content_type)))
     content_length = environ.get("CONTENT_LENGTH")
     if content_length:
-        append((b"content-length", content_length.encode("latin-1")))
+        append((b"content-length", _latin1(content_length)))
 
     # raw_path: the server's own request target when it is plainly this path
     # (the common case, checked inline); _raw_path handles everything else.
@@ -752,7 +762,7 @@ def environ_to_scope(
         "scheme": scheme,
         "path": path,
         "raw_path": raw_path,
-        "query_string": (environ.get("QUERY_STRING") or "").encode("latin-1"),
+        "query_string": _latin1(environ.get("QUERY_STRING") or ""),
         "root_path": root_path,
         "headers": headers,
     }

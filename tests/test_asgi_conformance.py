@@ -1267,10 +1267,68 @@ def test_wsgiref_validate_passes_for_pathsend_and_failed_startup(
     assert call(make_bridge(_raising_startup_app())).code == 500
 
 
-def test_a_bad_content_length_is_a_400(make_bridge: Callable[..., AsgiToWsgi]) -> None:
-    environ = make_environ("POST", body=b"", CONTENT_LENGTH="nope")
-    result = call(make_bridge(hello, lifespan="off"), environ, validate=False)
-    assert (result.code, result.body) == (400, b"invalid Content-Length 'nope'")
+@pytest.mark.parametrize(
+    "length",
+    [
+        pytest.param("nope", id="word"),
+        pytest.param("1_0", id="underscore"),
+        pytest.param("+5", id="plus"),
+        pytest.param("-1", id="minus"),
+        pytest.param(" 5", id="leading-space"),
+        pytest.param("5 ", id="trailing-space"),
+        pytest.param("0x10", id="hex"),
+        pytest.param("\u0665", id="arabic-indic-digit"),
+        pytest.param("\xb2", id="superscript-two"),
+        pytest.param("\u20ac", id="not-latin-1"),
+        pytest.param("1e3", id="exponent"),
+    ],
+)
+def test_a13_content_length_must_be_ascii_digits(
+    make_bridge: Callable[..., AsgiToWsgi], length: str
+) -> None:
+    called: list[bool] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        called.append(True)
+        await respond(send)
+
+    environ = make_environ("POST", body=b"0123456789", CONTENT_LENGTH=length)
+    result = call(make_bridge(app, lifespan="off"), environ, validate=False)
+    assert result.code == 400
+    assert result.body.startswith(b"invalid Content-Length ")
+    assert b"ASCII digits only" in result.body
+    assert called == []
+
+
+@pytest.mark.parametrize(("length", "size"), [("10", 10), ("0010", 10), ("0", 0), ("", 0)])
+def test_a13_plain_digits_are_read_exactly(
+    make_bridge: Callable[..., AsgiToWsgi], length: str, size: int
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        body, _ = await read_body(receive)
+        await respond(send, body)
+
+    environ = make_environ("POST", body=b"0123456789abcdef", CONTENT_LENGTH=length)
+    result = call(make_bridge(app, lifespan="off"), environ, validate=False)
+    assert (result.code, result.body) == (200, b"0123456789abcdef"[:size])
+
+
+def test_a13_non_latin1_environ_text_never_raises_unicode_errors(
+    make_bridge: Callable[..., AsgiToWsgi],
+) -> None:
+    """A broken server's non-latin-1 CONTENT_TYPE / QUERY_STRING reach the app, not a crash."""
+    seen: list[Scope] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope)
+        await respond(send)
+
+    environ = make_environ(
+        "POST", body=b"", CONTENT_TYPE="text/\u20ac", QUERY_STRING="q=\u20ac\ud800"
+    )
+    result = call(make_bridge(app, lifespan="off"), environ, validate=False)
+    assert result.code == 200
+    assert (b"content-type", "text/\u20ac".encode()) in seen[0]["headers"]
 
 
 # ------------------------------------------------------------------ scheduling
