@@ -36,6 +36,7 @@ overrides it where the signature does not say.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -320,11 +321,27 @@ class Dispatcher:
                 f"expected lifespan.startup as the first lifespan message, got {message['type']!r}"
             )
         children = [*self.children, *([self.default] if self.default is not None else [])]
+        runners: list[_ChildLifespan] = []
+        try:
+            await self._lifespan(scope, receive, send, children, runners)
+        finally:
+            for runner in runners:
+                runner.close()
+
+    async def _lifespan(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        children: list[_Child],
+        runners: list[_ChildLifespan],
+    ) -> None:
         async with anyio.create_task_group() as tg:
             started: list[_ChildLifespan] = []
             failure: str | None = None
             for child in children:
                 runner = _ChildLifespan(child, scope)
+                runners.append(runner)
                 answer = await runner.start(tg)
                 if answer == "complete":
                     started.append(runner)
@@ -379,6 +396,10 @@ class _ChildLifespan:
         self.child_out, self.from_child = anyio.create_memory_object_stream[Any](2)
         self.received = False
 
+    def close(self) -> None:
+        for stream in (self.to_child, self.child_in, self.child_out, self.from_child):
+            stream.close()
+
     async def _receive(self) -> Message:
         self.received = True
         return await self.child_in.receive()
@@ -390,9 +411,11 @@ class _ChildLifespan:
         try:
             await self.child.app(self.scope, self._receive, self._send)
         except Exception as exc:
-            await self.child_out.send(exc)
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await self.child_out.send(exc)
         else:
-            await self.child_out.send(None)
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await self.child_out.send(None)
 
     async def start(self, tg: anyio.abc.TaskGroup) -> str:
         tg.start_soon(self._run)
