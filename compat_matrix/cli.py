@@ -1,0 +1,267 @@
+"""``python -m compat_matrix``: run the matrix, print progress, write the results.
+
+Options:
+
+* ``--quick``: one Python (the one running this) and a subset of cells in
+  which every framework and every server appears at least once; results go
+  to a temporary directory, not to the published files.
+* ``--python 3.12`` (repeatable): only these versions. Default: every one of
+  3.10-3.13 that is present.
+* ``--only TEXT`` (repeatable): only cells whose id contains every TEXT.
+* ``--no-peers``: skip the a2wsgi column.
+* ``--jobs N``: cells run at once (default 2).
+* ``--out DIR``: where results go (default: ``compat_matrix/`` for a full
+  run, which also writes ``docs/compat.md``).
+
+Exit status: 0 when every failure is explained (``compat_matrix.known``),
+1 when some failure is not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import known, report
+from .apps import ASGI_FRAMEWORKS, WSGI_FRAMEWORKS
+from .envs import PythonEnv, find_pythons, prepare
+from .scenarios import SCENARIOS, Context, run_scenario
+from .servers import ASGI_SERVERS, SERVERS, WSGI_SERVERS, ServerProcess, StartError
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_RESTARTS = 2  # per cell, when the server process dies mid-cell
+CELL_BUDGET = 150.0  # seconds; scenarios not started by then are not run
+
+WSGI_BRIDGES = ["asgibridge-thread", "asgibridge-greenlet", "a2wsgi"]
+ASGI_BRIDGES = ["asgibridge", "a2wsgi"]
+
+# --quick: every framework and server at least once, both executors, and the
+# Django-on-uvicorn cell users tried first.
+QUICK = [
+    ("django", "uvicorn-h11", "asgibridge-thread"),
+    ("flask", "uvicorn-httptools", "asgibridge-greenlet"),
+    ("pyramid", "uvicorn-uvloop", "asgibridge-thread"),
+    ("bottle", "hypercorn-asyncio", "asgibridge-greenlet"),
+    ("falcon", "hypercorn-asyncio-h2c", "asgibridge-thread"),
+    ("plain", "hypercorn-trio", "asgibridge-thread"),
+    ("flask", "hypercorn-trio-h2c", "asgibridge-greenlet"),
+    ("django", "granian", "asgibridge-greenlet"),
+    ("flask", "daphne", "asgibridge-thread"),
+    ("starlette", "gunicorn-sync", "asgibridge"),
+    ("fastapi", "gunicorn-gthread", "asgibridge"),
+    ("quart", "waitress", "asgibridge"),
+    ("litestar", "wsgiref", "asgibridge"),
+    ("django-asgi", "werkzeug", "asgibridge"),
+    ("fastapi", "uwsgi", "asgibridge"),
+    ("flask", "uvicorn-h11", "a2wsgi"),
+    ("fastapi", "gunicorn-gthread", "a2wsgi"),
+]
+
+
+@dataclass
+class Cell:
+    python: str
+    framework: str
+    server: str
+    bridge: str
+    results: dict[str, dict[str, str]] = field(default_factory=dict)
+    seconds: float = 0.0
+    restarts: int = 0
+    log_tail: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"py{self.python}/{self.framework}/{self.server}/{self.bridge}"
+
+    @property
+    def direction(self) -> str:
+        return "wsgi-app" if self.framework in WSGI_FRAMEWORKS else "asgi-app"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "python": self.python,
+            "direction": self.direction,
+            "framework": self.framework,
+            "server": self.server,
+            "bridge": self.bridge,
+            "seconds": round(self.seconds, 2),
+            "restarts": self.restarts,
+            "scenarios": self.results,
+            **({"log_tail": self.log_tail} if self.log_tail else {}),
+        }
+
+
+def all_cells(pythons: list[str], peers: bool) -> list[Cell]:
+    cells = []
+    for py in pythons:
+        for fw in WSGI_FRAMEWORKS:
+            for srv in ASGI_SERVERS:
+                for br in WSGI_BRIDGES:
+                    if peers or not br.startswith("a2wsgi"):
+                        cells.append(Cell(py, fw, srv.name, br))
+        for fw in ASGI_FRAMEWORKS:
+            for srv in WSGI_SERVERS:
+                for br in ASGI_BRIDGES:
+                    if peers or not br.startswith("a2wsgi"):
+                        cells.append(Cell(py, fw, srv.name, br))
+    return cells
+
+
+def run_cell(cell: Cell, env: PythonEnv) -> None:
+    server = SERVERS[cell.server]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="compat-cell-") as tmp:
+        child_env = dict(os.environ)
+        child_env.update(
+            COMPAT_FRAMEWORK=cell.framework,
+            COMPAT_BRIDGE=cell.bridge,
+            COMPAT_TMP=tmp,
+            PYTHONPATH=str(ROOT),
+            PYTHONUNBUFFERED="1",
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        child_env.pop("VIRTUAL_ENV", None)
+        proc = ServerProcess(server, env.python, child_env, Path(tmp))
+        todo = [s for s in SCENARIOS]
+        base = ""
+        try:
+            for name in todo:
+                na = known.not_applicable(cell.bridge, cell.framework, cell.server, name)
+                if na is not None:
+                    cell.results[name] = {"status": "n/a", "detail": na.text, "link": na.link}
+                    continue
+                if time.monotonic() - started > CELL_BUDGET:
+                    cell.results[name] = {"status": "fail", "detail": "not run: cell time budget"}
+                    continue
+                if not proc.alive():
+                    if base:
+                        cell.restarts += 1
+                    if cell.restarts > MAX_RESTARTS:
+                        cell.results[name] = {"status": "fail", "detail": "not run: server died"}
+                        continue
+                    try:
+                        base = proc.start()
+                    except StartError as exc:
+                        cell.results[name] = {"status": "fail", "detail": f"not run: {exc}"}
+                        base = "x"
+                        continue
+                ok, detail = run_scenario(name, Context(base, server.http2, cell.framework))
+                if not ok and not proc.alive():
+                    detail += f" (the server exited with code {proc.proc.returncode if proc.proc else '?'})"
+                cell.results[name] = {"status": "pass" if ok else "fail", "detail": detail}
+        finally:
+            proc.stop()
+            if any(r["status"] == "fail" for r in cell.results.values()):
+                cell.log_tail = proc.log_tail()
+    _classify(cell)
+    cell.seconds = time.monotonic() - started
+
+
+def _classify(cell: Cell) -> None:
+    for name, res in cell.results.items():
+        reason = known.explain(cell.bridge, cell.framework, cell.server, name)
+        if reason is None:
+            continue
+        if res["status"] == "fail":
+            res["measured"] = res.get("detail", "")
+            res.update(status=reason.kind, detail=reason.text, link=reason.link)
+        elif res["status"] == "pass":
+            res["stale"] = f"a known {reason.kind} entry matches, but this passed: {reason.text}"
+
+
+def _summary(cell: Cell) -> str:
+    counts: dict[str, int] = {}
+    for res in cell.results.values():
+        counts[res["status"]] = counts.get(res["status"], 0) + 1
+    order = ["pass", "fail", "bug", "limitation", "n/a"]
+    text = " ".join(f"{counts[k]} {k}" for k in order if counts.get(k))
+    bad = [n for n, r in cell.results.items() if r["status"] in ("fail", "bug")]
+    return text + (f"  [{', '.join(bad)}]" if bad else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m compat_matrix", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one Python, a covering subset")
+    ap.add_argument("--python", action="append", help="a Python version, e.g. 3.12")
+    ap.add_argument("--only", action="append", default=[], help="cells whose id has this text")
+    ap.add_argument("--no-peers", action="store_true", help="skip the a2wsgi column")
+    ap.add_argument("--jobs", type=int, default=2, help="cells run at once (default 2)")
+    ap.add_argument("--out", type=Path, help="directory for RESULTS.md and results.json")
+    args = ap.parse_args(argv)
+
+    t0 = time.monotonic()
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    wanted = args.python or ([here] if args.quick else None)
+    pythons = find_pythons(wanted)
+    if not pythons:
+        print(f"no Python found among {wanted}", file=sys.stderr)
+        return 2
+    envs: dict[str, PythonEnv] = {}
+    for label, exe in pythons.items():
+        envs[label] = prepare(label, exe)
+        print(f"== Python {envs[label].full_version}: {envs[label].python}", flush=True)
+
+    if args.quick:
+        cells = [Cell(py, fw, srv, br) for py in envs for fw, srv, br in QUICK]
+        if args.no_peers:
+            cells = [c for c in cells if c.bridge != "a2wsgi"]
+    else:
+        cells = all_cells(list(envs), peers=not args.no_peers)
+    cells = [c for c in cells if all(o in c.id for o in args.only)]
+    total = len(cells)
+    print(f"== {total} cells, {args.jobs} at a time", flush=True)
+
+    done = [0]
+    lock = threading.Lock()
+
+    def work(cell: Cell) -> None:
+        try:
+            run_cell(cell, envs[cell.python])
+        except Exception as exc:  # the harness itself broke: say so in the cell
+            cell.results["harness"] = {"status": "fail", "detail": f"{type(exc).__name__}: {exc}"}
+        with lock:
+            done[0] += 1
+            print(
+                f"[{done[0]:>3}/{total}] {cell.id:<58} {cell.seconds:5.1f}s  {_summary(cell)}",
+                flush=True,
+            )
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(work, cells))
+
+    wall = time.monotonic() - t0
+    out = args.out
+    if out is None:
+        out = (
+            Path(tempfile.gettempdir()) / "asgibridge-compat-quick"
+            if args.quick
+            else ROOT / "compat_matrix"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    docs = None if (args.quick or args.only or args.out) else ROOT / "docs" / "compat.md"
+    data = report.write(
+        [c.to_json() for c in cells],
+        {label: (e.full_version, e.versions) for label, e in envs.items()},
+        wall,
+        out,
+        docs,
+        quick=args.quick,
+    )
+    unexplained = data["totals"].get("fail", 0)
+    print(f"== done in {wall:.0f}s: {report.totals_line(data['totals'])}")
+    print(
+        f"== wrote {out / 'RESULTS.md'} and {out / 'results.json'}"
+        + (f" and {docs}" if docs else "")
+    )
+    for stale in data["stale"]:
+        print(f"   stale known entry: {stale}")
+    return 1 if unexplained else 0
