@@ -643,9 +643,10 @@ async def run_job_async(job: Job, target: Any) -> Any:
         try:
             ok, value = await fut
         except asyncio.CancelledError:
-            if not await _pass_cancel_on(job, fut):
+            absorbed = await _pass_cancel_on(job, fut)
+            if absorbed is None:
                 raise
-            ok, value = fut.result()
+            ok, value = absorbed
     else:
         import trio
 
@@ -674,32 +675,34 @@ async def run_job_async(job: Job, target: Any) -> Any:
         del value
 
 
-async def _pass_cancel_on(job: Job, fut: asyncio.Future[Any]) -> bool:
-    """The task awaiting ``job`` was cancelled: True when the job absorbed it (U10).
+async def _pass_cancel_on(job: Job, fut: asyncio.Future[Any]) -> tuple[bool, Any] | None:
+    """The task awaiting ``job`` was cancelled: the job's outcome if it absorbed that (U10).
 
     As asgiref does: if the sync code is blocked in ``async_to_sync``, the
     cancellation is passed to the coroutine it awaits, and that coroutine is
     waited for. If it absorbs the cancellation (returns normally), the sync
-    code carries on and its result is awaited and returned. Otherwise the
-    cancellation propagates at once; the sync code finishes in its thread and
-    its result is dropped. A job that has not started will not run at all.
+    code carries on and its outcome is awaited and returned. Otherwise (None)
+    the cancellation propagates at once; the sync code finishes in its thread
+    and its result is dropped. A job that has not started will not run at all.
     """
     nested = job.nested
-    if fut.done() or nested is None or nested.done():
+    if nested is None or nested.done() or (fut.done() and not fut.cancelled()):
         job.aborted = True  # not started yet: it will not run at all
         if nested is not None:
             nested.cancel()
-        return False
+        return None
+    # Cancelling the task cancelled ``fut`` too: the outcome goes to a new one.
+    job.waiter = outcome = nested.get_loop().create_future()
     nested.cancel()
     try:
         ended_cancelled = await asyncio.shield(nested)
+        if ended_cancelled:
+            job.aborted = True
+            return None
+        return await outcome  # type: ignore[no-any-return]
     except asyncio.CancelledError:
         job.aborted = True
         raise
-    if ended_cancelled:
-        return False
-    await fut  # the sync code goes on with the absorbed result; wait for its outcome
-    return True
 
 
 # ---------------------------------------------------------------------------- portal
