@@ -14,9 +14,25 @@ inherits nothing from whichever thread happened to trigger startup (in
 particular no thread-sensitive home that might be gone by shutdown time).
 
 The runner only reports what happened, as an :class:`Outcome`; the policy
-(``"auto"`` treats an app that raises or returns without answering as one
-that does not support lifespan, ``"on"`` treats it as fatal) lives in
+(``"auto"`` treats an app that raises, returns or never answers as one that
+does not support lifespan, ``"on"`` treats it as fatal) lives in
 :mod:`asgibridge.asgi`.
+
+Telling an app that ignores ``scope["type"]`` from a lifespan app (rule A12)
+------------------------------------------------------------------------------
+Many ASGI callables never look at the scope type: a bare Starlette
+``StreamingResponse`` used as the app, or middleware that calls ``receive()``
+first. On the lifespan scope they do things no lifespan app does, and each
+is recognised at once, without waiting for a timeout:
+
+* sending a message that is not ``lifespan.*`` (``http.response.start``);
+* calling ``receive()`` a second time before answering ``lifespan.startup``
+  (a lifespan app must answer before it can be sent anything else).
+
+Either ends startup with the ``"unsupported"`` outcome. An app that never
+calls ``receive()`` nor ``send()`` within ``engage_wait`` seconds (``"auto"``
+mode passes :data:`AUTO_ENGAGE_WAIT`) is also ``"unsupported"``: every
+lifespan implementation asks for ``lifespan.startup`` first thing.
 """
 
 from __future__ import annotations
@@ -29,7 +45,7 @@ from typing import Any
 
 from .errors import AppProtocolError
 
-__all__ = ["Outcome", "LifespanRunner"]
+__all__ = ["AUTO_ENGAGE_WAIT", "Outcome", "LifespanRunner"]
 
 Message = MutableMapping[str, Any]
 #: An ASGI 3 application. Typed loosely on purpose: frameworks declare scopes and
@@ -39,6 +55,10 @@ ASGIApp = Callable[[Any, Any, Any], Awaitable[Any]]
 # How long to wait, after the app reports ``*.failed``, for its task to end
 # with the exception that caused it (Starlette re-raises right after sending).
 _FAILED_GRACE = 1.0
+
+#: ``lifespan="auto"``: seconds an app has to call ``receive()`` or ``send()``
+#: on the lifespan scope before it is taken not to support lifespan (A12).
+AUTO_ENGAGE_WAIT = 1.0
 
 
 class Outcome:
@@ -53,6 +73,8 @@ class Outcome:
       says whether it had asked for ``lifespan.startup`` first, which tells
       an app that failed at startup from one that does not know lifespan);
     * ``"returned"``: the app returned without answering;
+    * ``"unsupported"``: the app showed that it does not speak lifespan
+      (``message`` says how; see the module docstring);
     * ``"timeout"``: no answer within the time allowed.
     """
 
@@ -88,13 +110,35 @@ class LifespanRunner:
         self._shutdown: asyncio.Future[Outcome] | None = None
         self._shutdown_requested: asyncio.Event | None = None
         self._pending_failure: Outcome | None = None
+        self._engaged: asyncio.Event | None = None
 
     # ------------------------------------------------------------ the app's side
 
+    def _engage(self) -> None:
+        engaged = self._engaged
+        if engaged is not None:
+            engaged.set()
+
+    def _unsupported(self, how: str) -> bool:
+        """During startup: settle it as ``"unsupported"``; False if it was already answered."""
+        fut = self._startup
+        if self._phase != "startup" or fut is None or fut.done():
+            return False
+        self._engage()
+        fut.set_result(Outcome("unsupported", how))
+        return True
+
     async def _receive(self) -> Message:
         self._received += 1
+        self._engage()
         if self._received == 1:
             return {"type": "lifespan.startup"}
+        if self._unsupported(
+            "it called receive() again before answering lifespan.startup, as an app that "
+            "ignores scope['type'] does"
+        ):
+            # Park until the bridge cancels this task.
+            await asyncio.get_running_loop().create_future()
         event = self._shutdown_requested
         assert event is not None
         await event.wait()
@@ -107,6 +151,12 @@ class LifespanRunner:
     async def _send(self, message: Message) -> None:
         kind = message.get("type")
         phase = self._phase
+        self._engage()
+        if not (isinstance(kind, str) and kind.startswith("lifespan.")):
+            self._unsupported(f"it sent {kind!r} on the lifespan scope")
+            raise AppProtocolError(
+                f"{kind!r} sent on the lifespan scope; this app does not support lifespan"
+            )
         fut = self._startup if phase == "startup" else self._shutdown
         if kind == f"lifespan.{phase}.complete":
             outcome = Outcome("complete")
@@ -147,6 +197,7 @@ class LifespanRunner:
             self._settle_all(Outcome("returned"))
 
     def _settle_all(self, outcome: Outcome) -> None:
+        self._engage()
         pending = self._pending_failure
         if pending is not None:
             self._pending_failure = None
@@ -158,11 +209,17 @@ class LifespanRunner:
 
     # -------------------------------------------------------------- server side
 
-    async def startup(self, timeout: float | None) -> Outcome:
-        """Start the lifespan task and wait for its answer to ``lifespan.startup``."""
+    async def startup(self, timeout: float | None, engage_wait: float | None = None) -> Outcome:
+        """Start the lifespan task and wait for its answer to ``lifespan.startup``.
+
+        With ``engage_wait``, an app that neither calls ``receive()`` nor
+        ``send()`` within that many seconds is ``"unsupported"`` (its task is
+        cancelled).
+        """
         loop = asyncio.get_running_loop()
         self._startup = loop.create_future()
         self._shutdown_requested = asyncio.Event()
+        engaged = self._engaged = asyncio.Event()
         scope: dict[str, Any] = {
             "type": "lifespan",
             "asgi": {"version": "3.0", "spec_version": "2.0"},
@@ -173,6 +230,15 @@ class LifespanRunner:
         else:  # pragma: no cover - 3.10 copies the context it is created in
             task = contextvars.Context().run(loop.create_task, self._main(scope))
         self._task = task
+        if engage_wait is not None and (timeout is None or engage_wait < timeout):
+            try:
+                await asyncio.wait_for(engaged.wait(), engage_wait)
+            except asyncio.TimeoutError:
+                await self.cancel()
+                return Outcome(
+                    "unsupported",
+                    f"it neither called receive() nor send() within {engage_wait}s",
+                )
         return await self._wait(self._startup, timeout)
 
     async def shutdown(self, timeout: float | None) -> Outcome | None:

@@ -49,7 +49,7 @@ from ._asgi_exchange import (
     PathSend,
     ResponseBody,
 )
-from ._asgi_lifespan import LifespanRunner, Outcome
+from ._asgi_lifespan import AUTO_ENGAGE_WAIT, LifespanRunner, Outcome
 from ._core import BackgroundLoop
 from ._core._threads import current_home, thread_state
 from ._environ import environ_to_scope, status_line, wsgi_headers
@@ -127,12 +127,14 @@ class AsgiToWsgi:
 
     :param app: the ASGI 3 application (``async def app(scope, receive, send)``).
     :param lifespan: ``"auto"`` (default) runs the lifespan protocol and
-        carries on without it if the app raises before asking for
-        ``lifespan.startup``, or returns without answering it (logged at
-        INFO); ``"on"`` makes that fatal; ``"off"`` never sends lifespan
-        events. A ``lifespan.startup.failed`` answer, an exception raised
-        after receiving ``lifespan.startup``, or no answer within
-        ``startup_timeout`` is fatal in both ``"auto"`` and ``"on"``.
+        carries on without it (rule A12) when the app shows it does not
+        support lifespan: it raises, returns without answering, sends a
+        message that is not ``lifespan.*`` (an app that ignores
+        ``scope["type"]``), calls ``receive()`` again before answering,
+        calls neither ``receive()`` nor ``send()`` within 1 second, or does
+        not answer within ``startup_timeout``. Only a
+        ``lifespan.startup.failed`` answer is fatal. ``"on"`` makes every one
+        of these fatal; ``"off"`` never sends lifespan events.
     :param loop: a :class:`~asgibridge._core.BackgroundLoop` to share with
         other components. By default the bridge creates its own, and
         :meth:`close` stops it; a loop passed in is never closed by the bridge.
@@ -260,11 +262,17 @@ class AsgiToWsgi:
                 self._status = _READY
                 return
             runner = self._runner = LifespanRunner(self.app)
-            outcome: Outcome = self._loop.call(runner.startup, self._startup_timeout)
+            engage_wait = AUTO_ENGAGE_WAIT if self.lifespan == "auto" else None
+            outcome: Outcome = self._loop.call(runner.startup, self._startup_timeout, engage_wait)
             failure = self._judge_startup(outcome)
             if failure is None:
                 if outcome.kind == "complete":
                     self._state = runner.state
+                else:
+                    # No lifespan (A12): stop whatever the app is doing on that
+                    # scope, and send it no lifespan.shutdown later.
+                    self._runner = None
+                    self._loop.call(runner.cancel)
                 self._status = _READY
                 return
             self._failure = failure
@@ -276,17 +284,44 @@ class AsgiToWsgi:
         if kind == "complete":
             logger.debug("ASGI lifespan startup complete (pid %d)", os.getpid())
             return None
-        if self.lifespan == "auto" and (
-            kind == "returned" or (kind == "raised" and not outcome.received)
-        ):
-            if kind == "raised":
+        if self.lifespan == "auto" and kind != "failed":
+            # A12: anything but an explicit lifespan.startup.failed means the
+            # app does not do lifespan; requests go on without it.
+            advice = "Pass lifespan='off' to skip this check, or lifespan='on' to make it fatal."
+            if kind == "raised" and outcome.received:
+                # It took lifespan.startup and then raised: perhaps a raw
+                # lifespan app whose startup broke. Say so, with the traceback.
+                logger.warning(
+                    "the ASGI app raised %r on the lifespan scope without answering "
+                    "lifespan.startup.failed; taking it as an app that does not support "
+                    "lifespan (lifespan='auto') and serving requests without lifespan. %s",
+                    outcome.exc,
+                    advice,
+                    exc_info=outcome.exc,
+                )
+            elif kind == "raised":
                 logger.info(
                     "the ASGI app does not support the lifespan protocol (it raised %r on the "
-                    "lifespan scope); continuing without lifespan events. Pass lifespan='off' "
-                    "to skip this check, or lifespan='on' to make it fatal.",
+                    "lifespan scope); continuing without lifespan events. %s",
                     outcome.exc,
+                    advice,
                 )
                 logger.debug("lifespan scope raised", exc_info=outcome.exc)
+            elif kind == "timeout":
+                logger.warning(
+                    "the ASGI app took lifespan.startup but did not answer within "
+                    "startup_timeout=%ss; continuing without lifespan events (lifespan='auto'). "
+                    "%s",
+                    self._startup_timeout,
+                    advice,
+                )
+            elif kind == "unsupported":
+                logger.info(
+                    "the ASGI app does not support the lifespan protocol (%s); continuing "
+                    "without lifespan events. %s",
+                    outcome.message,
+                    advice,
+                )
             else:
                 logger.info(
                     "the ASGI app returned from the lifespan scope without answering "
@@ -304,6 +339,11 @@ class AsgiToWsgi:
             text = (
                 "the ASGI app returned from the lifespan scope without answering "
                 "lifespan.startup (lifespan='on' requires it)"
+            )
+        elif kind == "unsupported":
+            text = (
+                f"the ASGI app does not support lifespan ({outcome.message}), and "
+                "lifespan='on' requires it; use lifespan='auto' or 'off' for such an app"
             )
         else:
             text = (

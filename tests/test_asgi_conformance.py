@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import warnings
 import wsgiref.util
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -314,7 +315,8 @@ def _raising_startup_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     ("factory", "mode"),
     [
         pytest.param(_starlette_failing_startup, "auto", id="starlette-startup-failed"),
-        pytest.param(_raising_startup_app, "auto", id="raw-raise-after-receive"),
+        pytest.param(_starlette_failing_startup, "on", id="starlette-startup-failed-on"),
+        pytest.param(_raising_startup_app, "on", id="raw-raise-after-receive-on"),
     ],
 )
 def test_a1_failed_startup_answers_500_and_is_logged_once(
@@ -392,11 +394,141 @@ def test_a1_startup_timeout_is_fatal(
     async def startup(state: dict[str, Any]) -> None:
         await asyncio.get_running_loop().create_future()  # never answers
 
-    bridge = make_bridge(lifespan_app(hello, startup=startup), startup_timeout=0.2)
+    bridge = make_bridge(lifespan_app(hello, startup=startup), startup_timeout=0.2, lifespan="on")
     with pytest.raises(LifespanError, match="startup_timeout"):
         bridge.start()
     assert call(bridge).code == 500
     assert len(bridge_records(caplog, logging.ERROR)) == 1
+
+
+# ----------------------------------------------------------------------- A12
+
+
+def _bare_streaming_response() -> Any:
+    """A Starlette StreamingResponse used as the whole app: it ignores scope["type"]."""
+    from starlette.responses import StreamingResponse
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"streamed"
+
+    return StreamingResponse(body(), media_type="text/plain")
+
+
+class _FreshStreaming:
+    """A new bare StreamingResponse per call (a response object can be sent only once)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _bare_streaming_response()(scope, receive, send)
+
+
+async def _receive_first_until_disconnect(scope: Scope, receive: Receive, send: Send) -> None:
+    """Raw middleware that calls receive() first and reads until http.disconnect."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            break
+    task = asyncio.ensure_future(receive())  # then watches for a disconnect, as many do
+    try:
+        await respond(send, b"read " + str(len(body)).encode())
+    finally:
+        task.cancel()
+
+
+async def _waits_for_disconnect_first(scope: Scope, receive: Receive, send: Send) -> None:
+    """Raw middleware that blocks in receive() until it sees http.disconnect."""
+    if scope["type"] == "http":
+        await respond(send, b"plain")
+        return
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _silent_for_a_long_time(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        await asyncio.sleep(3600)
+    await respond(send, b"plain")
+
+
+@pytest.mark.parametrize(
+    ("app", "body"),
+    [
+        pytest.param(_FreshStreaming(), b"streamed", id="bare-streaming-response"),
+        pytest.param(_receive_first_until_disconnect, b"read 0", id="receive-first-middleware"),
+        pytest.param(_waits_for_disconnect_first, b"plain", id="blocks-in-receive"),
+        pytest.param(_silent_for_a_long_time, b"plain", id="never-calls-receive"),
+    ],
+)
+def test_a12_auto_serves_apps_that_ignore_lifespan_without_a_long_wait(
+    make_bridge: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture, app: Any, body: bytes
+) -> None:
+    caplog.set_level(logging.INFO, logger="asgibridge")
+    bridge = make_bridge(app)  # lifespan="auto", startup_timeout=60
+    started = time.monotonic()
+    results = [call(bridge, validate=False) for _ in range(3)]
+    elapsed = time.monotonic() - started
+    assert [(r.code, r.body) for r in results] == [(200, body)] * 3
+    # At most the 1 s engage wait (never-calls-receive), never startup_timeout.
+    assert elapsed < 3.0, elapsed
+    assert bridge.started and bridge.state is None
+    assert bridge_records(caplog, logging.WARNING) == []
+    infos = [r.getMessage() for r in bridge_records(caplog, logging.INFO)]
+    assert sum("does not support the lifespan protocol" in m for m in infos) == 1, infos
+    bridge.close(timeout=WAIT)
+    assert bridge_records(caplog, logging.WARNING) == []
+
+
+def test_a12_apps_that_ignore_lifespan_are_recognised_without_waiting(
+    make_bridge: Callable[..., AsgiToWsgi],
+) -> None:
+    """The two cases the issue names are told at once, not after the 1 s engage wait."""
+    for app in (_FreshStreaming(), _waits_for_disconnect_first):
+        bridge = make_bridge(app)
+        started = time.monotonic()
+        bridge.start()
+        assert time.monotonic() - started < 0.5
+        assert bridge.started
+
+
+@pytest.mark.parametrize("app", [_FreshStreaming(), _waits_for_disconnect_first])
+def test_a12_on_mode_makes_an_app_that_ignores_lifespan_fatal(
+    make_bridge: Callable[..., AsgiToWsgi], app: Any
+) -> None:
+    bridge = make_bridge(app, lifespan="on")
+    with pytest.raises(LifespanError, match="does not support lifespan"):
+        bridge.start()
+    assert call(bridge, validate=False).code == 500
+
+
+def test_a12_startup_failed_stays_fatal_in_auto(make_bridge: Callable[..., AsgiToWsgi]) -> None:
+    bridge = make_bridge(_starlette_failing_startup())
+    with pytest.raises(LifespanError, match="startup failed"):
+        bridge.start()
+    assert call(bridge).code == 500
+
+
+def test_a12_raise_after_receive_is_served_without_lifespan_and_warned(
+    make_bridge: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    bridge = make_bridge(_raising_startup_app())
+    assert call(bridge).code == 200
+    [record] = bridge_records(caplog, logging.WARNING)
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+    assert bridge_records(caplog, logging.ERROR) == []
+
+
+def test_a12_unanswered_startup_is_not_fatal_in_auto(
+    make_bridge: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    async def startup(state: dict[str, Any]) -> None:
+        await asyncio.get_running_loop().create_future()  # never answers
+
+    bridge = make_bridge(lifespan_app(hello, startup=startup), startup_timeout=0.3)
+    assert call(bridge).code == 200
+    [record] = bridge_records(caplog, logging.WARNING)
+    assert "startup_timeout=0.3s" in record.getMessage()
 
 
 def test_a1_close_waits_for_running_requests_then_shuts_down(
@@ -1264,7 +1396,7 @@ def test_wsgiref_validate_passes_for_pathsend_and_failed_startup(
     target = tmp_path / "f.txt"
     target.write_bytes(b"file body")
     assert call(make_bridge(_pathsend_app(target), lifespan="off")).body == b"file body"
-    assert call(make_bridge(_raising_startup_app())).code == 500
+    assert call(make_bridge(_raising_startup_app(), lifespan="on")).code == 500
 
 
 @pytest.mark.parametrize(

@@ -479,3 +479,33 @@ def test_a11_hostile_header_is_a_500_and_never_reaches_the_wire_on_waitress(case
     assert b"zq" not in data
     assert text.count("response start the WSGI server cannot use") == 1
     assert text.count("Traceback (most recent call last)") == 1
+
+
+# ------------------------------------------------------------ A12 lifespan auto
+
+
+class _BareStreaming:
+    """A new Starlette StreamingResponse per call, used as the whole app."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"streamed"
+
+        await StreamingResponse(body(), media_type="text/plain")(scope, receive, send)
+
+
+def test_a12_bare_streaming_response_served_on_waitress_without_lifespan() -> None:
+    bridge = AsgiToWsgi(_BareStreaming())  # lifespan="auto"
+    try:
+        with waitress_server(bridge) as served:
+            with httpx.Client(base_url=served.url, timeout=WAIT) as c:
+                started = time.monotonic()
+                responses = [c.get("/") for _ in range(3)]
+                elapsed = time.monotonic() - started
+            text = served.log()
+    finally:
+        bridge.close(timeout=WAIT)
+    assert [(r.status_code, r.text) for r in responses] == [(200, "streamed")] * 3
+    assert elapsed < 2.0, elapsed
+    assert "does not support the lifespan protocol" in text
+    assert "ERROR" not in text and "Traceback" not in text
