@@ -52,8 +52,10 @@ End of the response (rules A4, A6, A9)
     ``more_body=False`` (or ``http.response.pathsend``) ends the WSGI response
     at once; the task keeps running for background work, optionally bounded.
     If the server closes the iterator before that, the task is cancelled. An
-    exception before the first body chunk becomes a 500; after it, the
-    iterator re-raises it so the server drops the connection.
+    exception before the first body chunk becomes a 500 (logged here, and
+    passed to ``start_response`` as ``exc_info``); after it, the iterator
+    re-raises it so the server drops the connection, and the server logs it:
+    every error is logged exactly once.
 """
 
 from __future__ import annotations
@@ -273,11 +275,24 @@ class Exchange(ThreadHome):
                 exc_info=exc,
             )
             return
+        if self.sent_body:
+            # Body data is out: the WSGI iterator re-raises this, the server aborts
+            # the response and logs it with its traceback. Logging it here too
+            # would log it twice; ResponseBody.close() logs it if the server
+            # never iterates that far.
+            logger.debug(
+                "ASGI application raised after the response started (%s %s): %r; "
+                "re-raised to the WSGI server",
+                scope["method"],
+                scope["path"],
+                exc,
+            )
+            self.push(Failure(exc))
+            return
         logger.error(
-            "Exception in ASGI application (%s %s)%s",
+            "Exception in ASGI application (%s %s)",
             scope["method"],
             scope["path"],
-            "; the response had started, so it is aborted" if self.sent_body else "",
             exc_info=exc,
         )
         self.push(Failure(exc))
@@ -686,16 +701,31 @@ class ResponseBody:
         if item is END:
             raise StopIteration
         if item.__class__ is Failure:
-            # Headers are out: all we can do is abort, so the server drops the connection.
+            # Headers are out: all we can do is abort, so the server drops the
+            # connection. The server logs the error (the bridge did not, A6).
             raise item.exc
         raise AppProtocolError(f"unexpected response item {item!r}")  # pragma: no cover
 
     def close(self) -> None:
-        """Called by the server; before the end of the body it cancels the ASGI task."""
+        """Called by the server; before the end of the body it cancels the ASGI task.
+
+        An app exception that was waiting to be re-raised to the server (and
+        so to be logged by it) is logged here instead, with its traceback.
+        """
         self.first = None
         ex = self.ex
         if ex is not None:
             self.ex = None
+            for item in tuple(ex.pending):
+                if item.__class__ is Failure:
+                    logger.error(
+                        "Exception in ASGI application (%s %s); the response had started, "
+                        "and the server closed it before the error could abort it",
+                        ex.scope["method"],
+                        ex.scope["path"],
+                        exc_info=item.exc,
+                    )
+                    break
             ex.abandon()
 
 

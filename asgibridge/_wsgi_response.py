@@ -466,15 +466,12 @@ class _Response:
             raise AppProtocolError("the WSGI application returned without calling start_response()")
         length = self.length
         if length is not None and self.sent < length:
-            logger.error(
-                "WSGI app declared Content-Length %d but sent only %d bytes; the response is "
-                "aborted so the client does not wait for bytes that will never come",
-                length,
-                self.sent,
-            )
+            # Not logged here: the error reaches the server, which logs it (once,
+            # with its traceback) and aborts the response.
             raise AppProtocolError(
                 f"the response declared Content-Length {length} but the application sent only "
-                f"{self.sent} bytes"
+                f"{self.sent} bytes; the response is aborted so the client does not wait for "
+                "bytes that will never come"
             )
         self.complete = True
         msg: Message = {"type": _BODY, "body": b""}

@@ -106,12 +106,21 @@ def _check_count(name: str, value: int, minimum: int) -> int:
     return value
 
 
-def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+def _plain(
+    start_response: StartResponse, status: str, text: str, exc: BaseException | None = None
+) -> list[bytes]:
+    """Answer with a short text body; with ``exc``, pass it to ``start_response`` as exc_info.
+
+    PEP 3333 lets an error page go out with ``exc_info``; WSGI test clients
+    (werkzeug's, httpx's ``WSGITransport``) then re-raise the app's exception,
+    as they do for a native WSGI app.
+    """
     body = text.encode("utf-8")
-    start_response(
-        status,
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-    )
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    if exc is None:
+        start_response(status, headers)
+    else:
+        start_response(status, headers, (type(exc), exc, exc.__traceback__))
     return [body]
 
 
@@ -511,7 +520,10 @@ class AsgiToWsgi:
             return []
         ex.finish()
         if item.__class__ is Failure:
-            return _plain(start_response, "500 Internal Server Error", "Internal Server Error")
+            # Logged once already (Exchange._failed); exc_info is for test clients (defect 8).
+            return _plain(
+                start_response, "500 Internal Server Error", "Internal Server Error", item.exc
+            )
         assert item.__class__ is PathSend
         return self._send_file(ex, item.path, environ, start_response)
 

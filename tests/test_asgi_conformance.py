@@ -963,9 +963,72 @@ def test_a6_exception_mid_body_aborts_the_response(
     bridge = make_bridge(app, lifespan="off")
     with pytest.raises(ValueError, match="mid-body kaboom"):
         call(bridge)
+    # Re-raised to the server, which logs it: the bridge must not log it too (defect 7).
+    assert bridge_records(caplog, logging.ERROR) == []
+
+
+def test_a6_exception_mid_body_is_logged_once_when_the_server_closes_first(
+    make_bridge: Callable[..., AsgiToWsgi], caplog: pytest.LogCaptureFixture
+) -> None:
+    """If the server closes the iterable before reaching the error, the bridge logs it."""
+    raised = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": TEXT})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raised.set()
+        raise ValueError("unseen kaboom")
+
+    bridge = make_bridge(app, lifespan="off")
+    iterable = bridge(make_environ(), lambda status, headers, exc_info=None: None)
+    assert next(iter(iterable)) == b"partial"
+    wait_for(raised, "the app to raise")
+    settle(bridge)
+    iterable.close()  # type: ignore[attr-defined]
     [record] = bridge_records(caplog, logging.ERROR)
-    assert "aborted" in record.getMessage()
     assert record.exc_info is not None and record.exc_info[0] is ValueError
+    assert caplog.text.count("ValueError: unseen kaboom") == 1
+
+
+def test_a6_exception_before_the_body_passes_exc_info_to_start_response(
+    make_bridge: Callable[..., AsgiToWsgi],
+) -> None:
+    """Defect 8: the 500 goes out with exc_info, as PEP 3333 allows for error pages."""
+    got: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise KeyError("missing")
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        got.append((status, exc_info))
+        return lambda data: None
+
+    body = make_bridge(app, lifespan="off")(make_environ(), start_response)
+    assert b"".join(body) == b"Internal Server Error"
+    [(status, exc_info)] = got
+    assert status.startswith("500 ")
+    assert exc_info is not None and exc_info[0] is KeyError and exc_info[2] is not None
+
+
+def test_a6_werkzeug_and_httpx_test_clients_reraise_the_app_error(
+    make_bridge: Callable[..., AsgiToWsgi],
+) -> None:
+    import httpx
+    from werkzeug.test import Client
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise LookupError("through the test client")
+
+    bridge = make_bridge(app, lifespan="off")
+    with pytest.raises(LookupError, match="through the test client"):
+        Client(bridge).get("/")
+    transport = httpx.WSGITransport(app=bridge)
+    with httpx.Client(transport=transport, base_url="http://test") as client:
+        with pytest.raises(LookupError, match="through the test client"):
+            client.get("/")
+    quiet = httpx.WSGITransport(app=bridge, raise_app_exceptions=False)
+    with httpx.Client(transport=quiet, base_url="http://test") as client:
+        assert client.get("/").status_code == 500
 
 
 @pytest.mark.parametrize(

@@ -155,6 +155,17 @@ async def boom(request: Request) -> Response:
     raise RuntimeError(f"boom {request.path_params['marker']}")
 
 
+async def midboom(request: Request) -> Response:
+    marker = request.path_params["marker"]
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"partial " * 1000
+        await asyncio.sleep(0.05)  # the first chunk goes out before the error
+        raise RuntimeError(f"midboom {marker}")
+
+    return StreamingResponse(body(), media_type="text/plain")
+
+
 async def slow(request: Request) -> Response:
     await asyncio.sleep(float(request.query_params.get("s", "0.05")))
     return JSONResponse({"pid": os.getpid(), "startup_pid": request.state.pid})
@@ -171,6 +182,7 @@ ROUTES = [
     ("GET", "/bg-done/{key}", background_done),
     ("GET", "/state", state),
     ("GET", "/boom/{marker}", boom),
+    ("GET", "/midboom/{marker}", midboom),
     ("GET", "/slow", slow),
 ]
 
@@ -336,6 +348,24 @@ def test_a6_exceptions_are_logged_with_traceback(served: Served, client: httpx.C
     before = text[: text.index(f"RuntimeError: boom {marker}")]
     assert "Traceback (most recent call last)" in before
     assert "Exception in ASGI application" in before
+
+
+def test_a6_exception_mid_body_is_logged_exactly_once(served: Served, client: httpx.Client) -> None:
+    """The bridge re-raises to the server, which logs it; the bridge does not log it again."""
+    if served.name == "wsgiref":
+        pytest.skip("wsgiref prints tracebacks to stderr, which Served.log() does not capture")
+    marker = uuid.uuid4().hex
+    with pytest.raises(httpx.HTTPError):  # the server aborts the response
+        with client.stream("GET", f"/midboom/{marker}") as response:
+            assert response.status_code == 200
+            for _ in response.iter_raw():
+                pass
+    text = wait_for_log(served, f"RuntimeError: midboom {marker}")
+    time.sleep(0.3)  # anything logged twice would be written by now
+    text = served.log()
+    assert text.count(f"RuntimeError: midboom {marker}") == 1, text[-3000:]
+    before = text[: text.index(f"RuntimeError: midboom {marker}")]
+    assert "Traceback (most recent call last)" in before
 
 
 def test_a4_client_disconnect_cancels_the_asgi_task(client: httpx.Client) -> None:

@@ -343,3 +343,63 @@ def test_greenlet_mode_runs_on_the_servers_own_loop(server: str) -> None:
         bridge.close()
     assert reply.status_code == 200
     assert reply.text == ("uvloop" if server == "uvicorn-uvloop" else "asyncio")
+
+
+# ------------------------------------------------- errors are logged exactly once
+
+_SHORT_APP = """
+from asgibridge import WsgiToAsgi
+
+
+def short(environ, start_response):
+    marker = environ["PATH_INFO"].strip("/")
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "100")])
+    return [b"only " + marker.encode()]
+
+
+def raises(environ, start_response):
+    raise RuntimeError("app boom " + environ["PATH_INFO"].strip("/"))
+
+
+def app_for(inner, executor):
+    return WsgiToAsgi(inner, executor=executor)
+
+
+short_thread = app_for(short, "thread")
+short_greenlet = app_for(short, "greenlet")
+raises_thread = app_for(raises, "thread")
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "pattern"),
+    [
+        pytest.param("short_thread", "sent only", id="short-content-length-thread"),
+        pytest.param("short_greenlet", "sent only", id="short-content-length-greenlet"),
+        pytest.param("raises_thread", "RuntimeError: app boom", id="app-raises"),
+    ],
+)
+def test_c16_errors_are_logged_exactly_once_by_uvicorn(
+    tmp_path: Any, target: str, pattern: str
+) -> None:
+    """The bridge raises to uvicorn, which logs the error with its traceback; nothing else does."""
+    from _asgi_servers import uvicorn_process
+
+    (tmp_path / "once_app.py").write_text(_SHORT_APP)
+    with uvicorn_process(f"once_app:{target}", chdir=tmp_path) as server:
+        # The readiness probe was answered by the app too: count only what follows.
+        assert wait_for(lambda: pattern in server.log(), timeout=10.0), server.log()
+        time.sleep(0.3)
+        skip = len(server.log())
+        marker = f"m{time.monotonic_ns()}"
+        with httpx.Client(base_url=server.url, timeout=10.0) as client:
+            if target.startswith("short"):
+                with pytest.raises(httpx.HTTPError):  # aborted: fewer bytes than declared
+                    client.get(f"/{marker}").read()
+            else:
+                assert client.get(f"/{marker}").status_code == 500
+        assert wait_for(lambda: pattern in server.log()[skip:], timeout=10.0), server.log()
+        time.sleep(0.3)  # a second record would be written by now
+        text = server.log()[skip:]
+    assert text.count(pattern) == 1, text
+    assert text.count("Traceback (most recent call last)") == 1, text
