@@ -115,7 +115,7 @@ def _app_like_names(module: Any) -> list[str]:
             continue
         try:
             kind = detect_interface(value)
-        except TypeError:
+        except Exception:  # not an app, or a proxy object (flask.request) that refuses access
             continue
         if kind != "asgi2" or name in ("app", "application"):
             names.append(name)
@@ -390,6 +390,14 @@ def _run_daphne(o: argparse.Namespace, target: str, native: list[str]) -> int:
         raise ServeError(
             "daphne does not send ASGI lifespan events, so --lifespan on cannot be honoured; "
             "use --server uvicorn or hypercorn, or --lifespan auto"
+        )
+    if o.lifespan == "auto":
+        print(
+            "asgibridge serve: warning: daphne does not send ASGI lifespan events, so the app's "
+            "startup and shutdown code will not run (FastAPI lifespan state will be missing); "
+            "use --server uvicorn, hypercorn or granian if the app needs them",
+            file=sys.stderr,
+            flush=True,
         )
     args = ["--bind", o.host, "--port", str(o.port)]
     if o.root_path:
