@@ -180,7 +180,7 @@ class Exchange(ThreadHome):
         self.busy_job: Job | None = None
         self.busy_since = 0.0
         self.bridge = bridge
-        self.app: ASGIApp = bridge.app
+        self.app: ASGIApp = bridge._app3
         self.scope: dict[str, Any] = _NO_SCOPE
         self.context: contextvars.Context
         self.state = state

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextvars
+import inspect
 import logging
 import os
 import sys
@@ -38,7 +39,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ._asgi_exchange import (
     END,
@@ -54,6 +55,7 @@ from ._core import BackgroundLoop
 from ._core._threads import current_home, thread_state
 from ._environ import environ_to_scope, status_line, wsgi_headers
 from .errors import LifespanError, SchedulerError
+from .sync import iscoroutinefunction
 
 __all__ = ["AsgiToWsgi"]
 
@@ -106,6 +108,49 @@ def _check_count(name: str, value: int, minimum: int) -> int:
     return value
 
 
+def _is_asgi2(app: Any) -> bool:
+    """True for an ASGI 2 ("double-callable") application: ``app(scope)(receive, send)``.
+
+    A class is one (its instances are made from the scope and then awaited
+    with ``receive, send``), unless its instances are themselves awaitable.
+    A coroutine function, or an object whose ``__call__`` is one, is ASGI 3.
+    Any other callable is ASGI 2 only when its signature says it takes exactly
+    one required positional argument; when in doubt (no signature, ``*args``)
+    it is taken as ASGI 3, the current form.
+    """
+    if inspect.isclass(app):
+        return not hasattr(app, "__await__")
+    if iscoroutinefunction(app):
+        return False
+    call = getattr(app, "__call__", None)  # noqa: B004 - the bound method, for its signature
+    if not inspect.isfunction(app) and iscoroutinefunction(call):
+        return False
+    try:
+        params = inspect.signature(app).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    required = 0
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL:
+            return False
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
+            required += 1
+    return required == 1
+
+
+def _single_callable(app: Any) -> ASGIApp:
+    """``app`` as an ASGI 3 callable; an ASGI 2 app is wrapped (defect 9)."""
+    if not _is_asgi2(app):
+        return cast(ASGIApp, app)
+
+    async def asgi2_app(scope: Any, receive: Any, send: Any) -> None:
+        instance = app(scope)
+        await instance(receive, send)
+
+    asgi2_app.__qualname__ = f"asgi2({getattr(app, '__qualname__', app)!s})"
+    return asgi2_app
+
+
 def _plain(
     start_response: StartResponse, status: str, text: str, exc: BaseException | None = None
 ) -> list[bytes]:
@@ -134,7 +179,11 @@ class AsgiToWsgi:
 
         wsgi_app = AsgiToWsgi(app)         # gunicorn myproject.wsgi:wsgi_app
 
-    :param app: the ASGI 3 application (``async def app(scope, receive, send)``).
+    :param app: the ASGI application: ASGI 3 (``async def app(scope, receive,
+        send)``), or ASGI 2, the older "double-callable" form
+        (``app(scope)`` returns an object awaited as ``instance(receive,
+        send)``; a class whose instances take the scope, or a callable taking
+        one argument), which is recognised here and adapted.
     :param lifespan: ``"auto"`` (default) runs the lifespan protocol and
         carries on without it (rule A12) when the app shows it does not
         support lifespan: it raises, returns without answering, sends a
@@ -190,6 +239,8 @@ class AsgiToWsgi:
         if loop is not None and not isinstance(loop, BackgroundLoop):
             raise TypeError(f"loop must be an asgibridge BackgroundLoop, got {loop!r}")
         self.app = app
+        #: What requests and the lifespan call: ``app`` itself, or an ASGI 2 app wrapped.
+        self._app3: ASGIApp = _single_callable(app)
         self.lifespan = lifespan
         self._startup_timeout = _check_timeout("startup_timeout", startup_timeout)
         self._shutdown_timeout = _check_timeout("shutdown_timeout", shutdown_timeout)
@@ -270,7 +321,7 @@ class AsgiToWsgi:
             if self.lifespan == "off":
                 self._status = _READY
                 return
-            runner = self._runner = LifespanRunner(self.app)
+            runner = self._runner = LifespanRunner(self._app3)
             engage_wait = AUTO_ENGAGE_WAIT if self.lifespan == "auto" else None
             outcome: Outcome = self._loop.call(runner.startup, self._startup_timeout, engage_wait)
             failure = self._judge_startup(outcome)

@@ -1394,6 +1394,73 @@ def test_a11_header_values_are_stripped_and_tabs_kept(
     assert result.header("x-e") == "\xe9"
 
 
+# ------------------------------------------------------------- ASGI 2 apps
+
+
+class _Asgi2Class:
+    """An ASGI 2 ("double-callable") app: instantiated with the scope, then awaited."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def __call__(self, receive: Receive, send: Send) -> None:
+        if self.scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    self.scope["state"]["from"] = "asgi2 startup"
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body, _ = await read_body(receive)
+        text = f"asgi2 {self.scope['path']} {len(body)} {self.scope['state'].get('from')}"
+        await respond(send, text.encode())
+
+
+def _asgi2_function(scope: Scope) -> Callable[[Receive, Send], Awaitable[None]]:
+    async def instance(receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await respond(send, b"asgi2 function")
+
+    return instance
+
+
+def test_asgi2_double_callable_class_is_served_with_its_lifespan(
+    make_bridge: Callable[..., AsgiToWsgi],
+) -> None:
+    bridge = make_bridge(_Asgi2Class)
+    result = call(bridge, make_environ("POST", "/x", body=b"abc"))
+    assert (result.code, result.body) == (200, b"asgi2 /x 3 asgi2 startup")
+    assert bridge.state == {"from": "asgi2 startup"}
+    assert bridge.app is _Asgi2Class
+
+
+def test_asgi2_double_callable_function_is_served(make_bridge: Callable[..., AsgiToWsgi]) -> None:
+    bridge = make_bridge(_asgi2_function, lifespan="on")
+    assert call(bridge).body == b"asgi2 function"
+
+
+def test_asgi3_callables_are_not_mistaken_for_asgi2(make_bridge: Callable[..., AsgiToWsgi]) -> None:
+    def sync_def_returning_a_coroutine(scope: Scope, receive: Receive, send: Send) -> Any:
+        return hello(scope, receive, send)
+
+    def star_args(*args: Any) -> Any:
+        return hello(*args)
+
+    class Instance:
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await hello(scope, receive, send)
+
+    for app in (hello, sync_def_returning_a_coroutine, star_args, Instance()):
+        assert call(make_bridge(app, lifespan="off")).body == b"hello", app
+
+
 # ------------------------------------------------------------ wsgiref.validate
 
 
