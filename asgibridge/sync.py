@@ -44,6 +44,7 @@ from ._core import (
     Lane,
     apply_context,
     await_in_greenlet,
+    await_in_greenlet_home,
     close_default_scheduler,
     default_scheduler,
     in_bridge_greenlet,
@@ -187,7 +188,7 @@ class AsyncToSync(Generic[_P, _R]):
             if self.force_new_loop:
                 result: _R = await_in_greenlet(_run_in_pool_thread_loop(fn, args, kwargs))
                 return result
-            result = await_in_greenlet(_greenlet_call(fn, args, kwargs))
+            result = await_in_greenlet_home(_greenlet_call(fn, args, kwargs))
             return result
         if _loop_running_here():
             raise SchedulerError(
@@ -237,18 +238,12 @@ async def _greenlet_call(
 ) -> Any:
     """What ``async_to_sync`` awaits on the driver's task from a bridge greenlet.
 
-    The sync caller runs on this loop's own thread, so thread-sensitive
-    ``sync_to_async`` calls made by ``fn`` must come back to this thread (in a
-    greenlet): that is what ``HOME = GREENLET_HOME`` says. It is set here, where
-    it is needed, rather than around every greenlet call: a context variable
-    set and reset cost every request 2-5 thousand instructions, and most never
-    call ``async_to_sync``.
+    ``fn`` is called here, on the driver, where the loop is visible: an
+    awaitable factory may need the loop to build its awaitable. The driver
+    has set ``HOME = GREENLET_HOME`` (see :func:`await_in_greenlet_home`), so
+    thread-sensitive calls made by ``fn`` come back to this thread.
     """
-    token = HOME.set(GREENLET_HOME)
-    try:
-        return await fn(*args, **kwargs)
-    finally:
-        HOME.reset(token)
+    return await fn(*args, **kwargs)
 
 
 async def _run_in_pool_thread_loop(
@@ -355,7 +350,7 @@ class SyncToAsync(Generic[_P, _R]):
         self, func: Callable[..., _R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> _R:
         # No HOME here: the code this call awaits through async_to_sync gets
-        # GREENLET_HOME from _greenlet_call, which is the only place it is read.
+        # GREENLET_HOME from the driver (await_in_greenlet_home).
         if self.context is not None:
             return await run_in_greenlet(self.context.run, func, *args, **kwargs)
         return await run_in_greenlet(func, *args, **kwargs)

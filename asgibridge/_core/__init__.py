@@ -12,6 +12,7 @@ import threading
 from ._backends import LoopRef, current_loop_ref
 from ._greenlets import (
     await_in_greenlet,
+    await_in_greenlet_home,
     in_bridge_greenlet,
     run_in_greenlet,
     set_greenlet_hold_warning,
@@ -47,6 +48,7 @@ __all__ = [
     "ThreadPool",
     "apply_context",
     "await_in_greenlet",
+    "await_in_greenlet_home",
     "close_default_scheduler",
     "current_loop_ref",
     "default_scheduler",

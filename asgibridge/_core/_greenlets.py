@@ -43,9 +43,12 @@ from typing import Any, TypeVar
 
 from greenlet import getcurrent, greenlet
 
+from ._threads import GREENLET_HOME, HOME
+
 __all__ = [
     "BridgeGreenlet",
     "await_in_greenlet",
+    "await_in_greenlet_home",
     "in_bridge_greenlet",
     "run_in_greenlet",
     "set_greenlet_hold_warning",
@@ -59,6 +62,7 @@ _FAIL = 1
 _AWAIT = 2
 _VALUE = 3
 _THROW = 4
+_AWAIT_HOME = 5  # an await from async_to_sync: thread-sensitive calls come back here
 
 #: How many parked greenlets a thread keeps for reuse.
 POOL_LIMIT = 512
@@ -153,6 +157,7 @@ async def run_in_greenlet(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _
     switch = g.switch if loop is not None else _TrioHidden(g.switch)
     limit = settings.hold_warning
     clock = time.perf_counter
+    home_token: Any = None
     try:
         start = clock()
         if loop is not None:
@@ -167,7 +172,14 @@ async def run_in_greenlet(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _
             if limit is not None and clock() - start > limit:
                 _held_too_long(fn, clock() - start)
             tag, value = msg
-            if tag == _AWAIT:
+            if tag == _AWAIT or tag == _AWAIT_HOME:
+                if tag == _AWAIT_HOME and home_token is None:
+                    # The sync caller runs on this thread, so thread-sensitive
+                    # calls made by what it awaits come back here, in a
+                    # greenlet. Set once per greenlet call, at the first
+                    # async_to_sync, not per await: a set and reset per trip
+                    # is a fifth of the round trip.
+                    home_token = HOME.set(GREENLET_HOME)
                 try:
                     result = await value
                 except BaseException as exc:
@@ -188,6 +200,8 @@ async def run_in_greenlet(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _
                 return value  # type: ignore[no-any-return]
             raise value
     finally:
+        if home_token is not None:
+            HOME.reset(home_token)
         if not g.dead:
             g.driver = None
             g.gr_context = None
@@ -257,6 +271,20 @@ def await_in_greenlet(awaitable: Awaitable[_R]) -> _R:
             "with sync_to_async(..., executor='greenlet') first"
         )
     tag, value = driver.switch((_AWAIT, awaitable))
+    if tag == _THROW:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+def await_in_greenlet_home(awaitable: Awaitable[_R]) -> _R:
+    """:func:`await_in_greenlet` for ``async_to_sync``: what ``awaitable`` runs may call back.
+
+    Thread-sensitive ``sync_to_async`` calls made while ``awaitable`` runs
+    belong to the sync caller, which is this greenlet's thread: the driver
+    sets ``HOME`` to :data:`GREENLET_HOME` for them (once per greenlet call).
+    The caller has checked :func:`in_bridge_greenlet`.
+    """
+    tag, value = getcurrent().driver.switch((_AWAIT_HOME, awaitable))
     if tag == _THROW:
         raise value
     return value  # type: ignore[no-any-return]
