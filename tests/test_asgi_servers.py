@@ -38,7 +38,13 @@ from starlette.routing import Route
 from asgibridge.asgi import AsgiToWsgi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _wsgi_servers import Served, gunicorn_server, waitress_server, wsgiref_server
+from _wsgi_servers import (
+    _NO_CONTROL_SOCKET,
+    Served,
+    gunicorn_server,
+    waitress_server,
+    wsgiref_server,
+)
 
 TESTS = Path(__file__).resolve().parent
 WAIT = 10.0  # bound for every long poll and client request
@@ -539,3 +545,111 @@ def test_a12_bare_streaming_response_served_on_waitress_without_lifespan() -> No
     assert elapsed < 2.0, elapsed
     assert "does not support the lifespan protocol" in text
     assert "ERROR" not in text and "Traceback" not in text
+
+
+# ------------------------------------------- A1 shutdown when a server is signalled
+
+_SIGNAL_APP = """
+import os
+import signal
+import sys
+
+from asgibridge import AsgiToWsgi
+
+RECORD = os.environ["ASGI_TEST_RECORD"]
+
+
+def _record(word):
+    with open(RECORD, "a") as f:
+        f.write(word + "\\n")
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        _record("startup")
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        _record("shutdown")
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+application = AsgiToWsgi(app)
+
+if __name__ == "__main__":  # the recipe docs/asgi.md gives for waitress and SIGTERM
+    import waitress
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        waitress.serve(application, host="127.0.0.1", port=int(sys.argv[1]))
+    finally:
+        application.close()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("server", "sig", "shutdown"),
+    [
+        pytest.param("waitress-serve", "SIGINT", True, id="waitress-sigint"),
+        pytest.param("waitress-serve", "SIGTERM", False, id="waitress-sigterm-skips-atexit"),
+        pytest.param("waitress-script", "SIGTERM", True, id="waitress-sigterm-recipe"),
+        pytest.param("gunicorn", "SIGTERM", True, id="gunicorn-sigterm"),
+        pytest.param("gunicorn", "SIGQUIT", True, id="gunicorn-sigquit"),
+    ],
+)
+def test_a1_lifespan_shutdown_when_the_server_is_signalled(
+    tmp_path: Path, server: str, sig: str, shutdown: bool
+) -> None:
+    """What docs/asgi.md says each server does with each signal, checked on the real thing."""
+    import signal as signals
+    import subprocess
+
+    (tmp_path / "signal_app.py").write_text(_SIGNAL_APP)
+    record = tmp_path / "record.txt"
+    port = _free_port()
+    if server == "waitress-serve":
+        cmd = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}"]
+        cmd.append("signal_app:application")
+    elif server == "waitress-script":
+        cmd = [sys.executable, "signal_app.py", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-k", "gthread"]
+        cmd += ["--graceful-timeout", "5", "signal_app:application"]
+        cmd[5:5] = _NO_CONTROL_SOCKET
+    env = dict(os.environ, ASGI_TEST_RECORD=str(record), PYTHONPATH=str(tmp_path))
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=2.0).text == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        proc.send_signal(getattr(signals, sig))
+        proc.wait(timeout=WAIT)
+    finally:
+        if proc.poll() is None:  # pragma: no cover - reported by the assertions
+            proc.kill()
+            proc.wait(timeout=WAIT)
+    words = record.read_text().split()
+    assert words.count("startup") == 1
+    assert words.count("shutdown") == (1 if shutdown else 0), words
