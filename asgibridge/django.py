@@ -281,6 +281,9 @@ else:  # Django 4.2: a method of the handler
         return handler.get_script_prefix(scope)  # type: ignore[no-any-return]
 
 
+#: How many request paths remember whether their view is sync (then the memo starts over).
+_PATH_CACHE_SIZE = 4096
+
 #: Django 4.2 closes the response inside send_response(); 5.0 and later in handle(),
 #: racing the request against the client's disconnect.
 _CLOSE_IN_HANDLE = django.VERSION >= (5, 0)
@@ -310,6 +313,7 @@ class ASGIHandler(_django_asgi.ASGIHandler):  # type: ignore[misc]
         super().__init__()
         self._chains = _Chains(self)
         self._serve_sync = _bridge.sync_to_async(self._respond, thread_sensitive=True)
+        self._sync_paths: dict[tuple[object, str], bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection; like Django's, only ``http`` scopes are accepted."""
@@ -323,13 +327,23 @@ class ASGIHandler(_django_asgi.ASGIHandler):  # type: ignore[misc]
         prefix = _script_prefix(self, scope).rstrip("/")
         if prefix and (path == prefix or path.startswith(prefix + "/")):
             path = path[len(prefix) :]
+        resolver = get_resolver()  # cached by Django; a new one after a settings change
+        key = (resolver, path)
+        known = self._sync_paths.get(key)
+        if known is not None:
+            return known
         try:
-            match = get_resolver().resolve(path)
+            match = resolver.resolve(path)
         except Resolver404:
-            return True  # the 404 handler runs in the chain, on the request's thread
+            is_sync = True  # the 404 handler runs in the chain, on the request's thread
         except Exception:
-            return True  # Django raises the same error inside the chain, and answers it
-        return not _bridge.iscoroutinefunction(match.func)
+            is_sync = True  # Django raises the same error inside the chain, and answers it
+        else:
+            is_sync = not _bridge.iscoroutinefunction(match.func)
+        if len(self._sync_paths) >= _PATH_CACHE_SIZE:
+            self._sync_paths.clear()
+        self._sync_paths[key] = is_sync
+        return is_sync
 
     def _respond(self, scope: Scope, body_file: Any, prefix: str) -> tuple[Any, Any]:
         """The first hand-off: what WSGIHandler.__call__ does, up to the response.
