@@ -39,6 +39,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import os
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Literal, cast
 
@@ -174,10 +176,12 @@ def _normalise_prefix(prefix: object) -> str:
 
 
 class _Child:
-    __slots__ = ("app", "interface", "prefix", "wsgi")
+    __slots__ = ("app", "interface", "latin_prefix", "prefix", "wsgi")
 
     def __init__(self, prefix: str, app: ASGIApp, interface: Interface, wsgi: Any) -> None:
         self.prefix = prefix
+        # The prefix as PATH_INFO spells it: latin-1 "bytes as unicode" (PEP 3333).
+        self.latin_prefix = prefix.encode("utf-8").decode("latin-1")
         self.app = app  # ASGI 3
         self.interface = interface
         self.wsgi = wsgi  # the raw WSGI app for a WSGI child, else None
@@ -242,9 +246,8 @@ class Dispatcher:
             raise ValueError(f"interfaces names prefixes that are not mounted: {list(overrides)}")
         #: Mounts in declaration order (lifespan order).
         self.children: tuple[_Child, ...] = tuple(children)
-        # Longest first: the first segment-boundary match is the longest.
-        self._table = tuple(
-            (c.prefix, len(c.prefix), c) for c in sorted(children, key=lambda c: -len(c.prefix))
+        self._table, self._depth, self._fallback = _routing(
+            {c.prefix: c for c in children}, self.default
         )
 
     def _child(self, prefix: str, app: Any, interface: Interface | None) -> _Child:
@@ -268,36 +271,33 @@ class Dispatcher:
         return child.prefix, child.wsgi if child.wsgi is not None else child.app
 
     def _match(self, rel: str) -> _Child | None:
-        for prefix, n, child in self._table:
-            if rel.startswith(prefix) and (len(rel) == n or rel[n] == "/"):
-                return child
-        return self.default
+        return _lookup(self._table, self._depth, self._fallback, rel)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI 3 entry point."""
-        kind = scope["type"]
-        if kind == "lifespan":
+        if scope["type"] == "lifespan":
             await self.lifespan(scope, receive, send)
             return
         path: str = scope["path"]
-        root: str = scope.get("root_path") or ""
-        if root:
+        root: str = scope.get("root_path", "")
+        if not root:
+            child = _lookup(self._table, self._depth, self._fallback, path)
+            if child is not None:
+                await child.app({**scope, "root_path": child.prefix}, receive, send)
+                return
+        else:
             n = len(root)
             if path.startswith(root) and (len(path) == n or path[n] == "/"):
                 rel = path[n:]
             else:  # a server that sent path without root_path: make it consistent
                 rel = path
                 path = root + path
-        else:
-            rel = path
-        child = self._match(rel)
-        if child is None:
-            await _not_found(kind, receive, send)
-            return
-        sub = dict(scope)
-        sub["path"] = path
-        sub["root_path"] = root + child.prefix
-        await child.app(sub, receive, send)
+            child = _lookup(self._table, self._depth, self._fallback, rel)
+            if child is not None:
+                sub = {**scope, "path": path, "root_path": root + child.prefix}
+                await child.app(sub, receive, send)
+                return
+        await _not_found(scope["type"], receive, send)
 
     # ------------------------------------------------------------------ lifespan
 
@@ -383,6 +383,51 @@ class Dispatcher:
         either kind, in every worker process.
         """
         return WsgiDispatcher(self, **asgi_options)
+
+
+def _routing(
+    by_prefix: dict[str, _Child], default: _Child | None
+) -> tuple[dict[str, _Child], int, _Child | None]:
+    """The lookup table (non-root prefixes), its deepest prefix in segments, and the fallback."""
+    table = {p: c for p, c in by_prefix.items() if p}
+    depth = max((p.count("/") for p in table), default=0)
+    return table, depth, by_prefix.get("", default)
+
+
+def _lookup(
+    table: dict[str, _Child], depth: int, fallback: _Child | None, rel: str
+) -> _Child | None:
+    """The child for ``rel``: its longest prefix that ends at a segment boundary.
+
+    Walks at most ``depth`` segments of the path and tries each candidate
+    prefix in one dict, longest first, so the cost does not grow with the
+    number of mounts.
+    """
+    # Depths 1 and 2 (``/api``, ``/api/v2``) are unrolled: a loop costs several times more.
+    j = rel.find("/", 1)
+    if depth == 1 or j < 0:
+        child = table.get(rel if j < 0 else rel[:j])
+        return fallback if child is None else child
+    if depth == 2:
+        k = rel.find("/", j + 1)
+        child = table.get(rel if k < 0 else rel[:k])
+        if child is None:
+            child = table.get(rel[:j])
+        return fallback if child is None else child
+    ends: list[int] = []
+    i = 0
+    for _ in range(depth):
+        j = rel.find("/", i + 1)
+        if j < 0:
+            ends.append(len(rel))
+            break
+        ends.append(j)
+        i = j
+    for end in reversed(ends):
+        child = table.get(rel[:end])
+        if child is not None:
+            return child
+    return fallback
 
 
 class _ChildLifespan:
@@ -479,6 +524,18 @@ async def _not_found(kind: str, receive: Receive, send: Send) -> None:
         raise LifespanError(f"Dispatcher cannot route ASGI scope type {kind!r}")
 
 
+_wsgi_dispatchers: weakref.WeakSet[WsgiDispatcher] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for wd in list(_wsgi_dispatchers):
+        wd._ready = not wd._asgi_children  # the bridge starts afresh here (rule A2)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class WsgiDispatcher:
     """The WSGI face of a :class:`Dispatcher`, made by :meth:`Dispatcher.as_wsgi`.
 
@@ -494,9 +551,17 @@ class WsgiDispatcher:
         #: The AsgiToWsgi that serves ASGI children (and runs lifespan).
         self.bridge = AsgiToWsgi(dispatcher, **asgi_options)
         # PATH_INFO is latin-1 "bytes as unicode" (PEP 3333): match prefixes in that space.
-        latin = [(p.encode("utf-8").decode("latin-1"), c) for p, _, c in dispatcher._table]
-        self._table = tuple((p, len(p), c) for p, c in latin)
+        self._table, self._depth, self._fallback = _routing(
+            {c.latin_prefix: c for c in dispatcher.children},
+            dispatcher.default,
+        )
         self._default = dispatcher.default
+        # Lifespan startup done in this process (reset in a forked child). With no ASGI
+        # child there is nothing to start, and the bridge's loop is never needed.
+        kids = [*dispatcher.children, *([dispatcher.default] if dispatcher.default else [])]
+        self._asgi_children = any(c.wsgi is None for c in kids)
+        self._ready = not self._asgi_children
+        _wsgi_dispatchers.add(self)
 
     def __repr__(self) -> str:
         return f"<WsgiDispatcher {self.dispatcher!r}>"
@@ -508,17 +573,13 @@ class WsgiDispatcher:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Serve one WSGI request."""
         path_info: str = environ.get("PATH_INFO") or ""
-        child = self._default
-        for prefix, n, candidate in self._table:
-            if path_info.startswith(prefix) and (len(path_info) == n or path_info[n] == "/"):
-                child = candidate
-                break
+        child = _lookup(self._table, self._depth, self._fallback, path_info)
         if child is None or child.wsgi is None:
             return self.bridge(environ, start_response)
-        bridge = self.bridge
-        if not bridge.started:
+        if not self._ready:
             try:
-                bridge.start()
+                self.bridge.start()
+                self._ready = True
             except Exception:
                 logger.exception("not serving %s: lifespan startup failed", path_info)
                 body = b"Internal Server Error"
@@ -527,7 +588,8 @@ class WsgiDispatcher:
                     [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
                 )
                 return [body]
-        if child is not self._default:
+        prefix = child.latin_prefix
+        if prefix:
             environ["SCRIPT_NAME"] = (environ.get("SCRIPT_NAME") or "") + prefix
-            environ["PATH_INFO"] = path_info[n:]
+            environ["PATH_INFO"] = path_info[len(prefix) :]
         return child.wsgi(environ, start_response)  # type: ignore[no-any-return]

@@ -184,7 +184,7 @@ async def test_asgi2_app_is_adapted(anyio_backend: Any) -> None:
 # ------------------------------------------------------------------ matching
 
 
-MOUNTS = ["/api", "/api/v2", "/static/", "/caf\u00e9"]
+MOUNTS = ["/api", "/api/v2", "/static/", "/caf\u00e9", "/x/y/z", "/x"]
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -202,6 +202,11 @@ MOUNTS = ["/api", "/api/v2", "/static/", "/caf\u00e9"]
         ("/static/a.css", "/static"),
         ("/staticky", "default"),
         ("/caf\u00e9/menu", "/caf\u00e9"),
+        ("/x/y/z", "/x/y/z"),
+        ("/x/y/z/1", "/x/y/z"),
+        ("/x/y/zz", "/x"),
+        ("/x/y", "/x"),
+        ("/xy", "default"),
         ("/", "default"),
         ("", "default"),
     ],
@@ -216,6 +221,33 @@ async def test_longest_prefix_wins_at_segment_boundaries(path: str, expected: st
     by_prefix = {m.rstrip("/"): a for m, a in apps.items()}
     assert app is (default if expected == "default" else by_prefix[expected])
     assert prefix == ("" if expected == "default" else expected)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("path", ["/api/v2/a", "/api/b", "/static", "/x/y/z/q", "/nope", ""])
+async def test_matching_is_the_same_at_every_depth_and_on_the_wsgi_side(path: str) -> None:
+    apps = {m: make_wsgi(m) for m in MOUNTS}
+    d = Dispatcher(apps, default=make_wsgi("default"))
+    # the reference: the longest mount that is the path or a segment-prefix of it
+    best = max(
+        (
+            m.rstrip("/")
+            for m in MOUNTS
+            if path == m.rstrip("/") or path.startswith(m.rstrip("/") + "/")
+        ),
+        key=len,
+        default="",
+    )
+    found = d.match(path)
+    assert found is not None and found[0] == best
+    app = d.as_wsgi()
+    try:
+        _, body = wsgi_get(app, path)
+    finally:
+        app.close()
+    assert body.split()[0] == (
+        next(m for m in MOUNTS if m.rstrip("/") == best) if best else "default"
+    )
 
 
 async def test_no_default_answers_404_and_closes_websockets(anyio_backend: Any) -> None:
