@@ -27,6 +27,7 @@ runs ``f`` in a pooled greenlet on the event loop's own thread; inside it,
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import inspect
@@ -39,6 +40,7 @@ from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 from ._core import (
     GREENLET_HOME,
     HOME,
+    BackgroundLoop,
     ExecutorTarget,
     Job,
     Lane,
@@ -203,6 +205,9 @@ class AsyncToSync(Generic[_P, _R]):
             ref = job.ref
             if ref is not None and not ref.is_closed():
                 return portal_call(ref, fn, args, kwargs, job)  # type: ignore[no-any-return]
+        single = _ASTC.get()
+        if single is not None:
+            return single._call(fn, args, kwargs)  # type: ignore[no-any-return]
         return run_on_thread_loop(fn, args, kwargs)  # type: ignore[no-any-return]
 
     def __get__(self, parent: Any, objtype: Any) -> Callable[_P, _R]:
@@ -393,6 +398,91 @@ class SyncToAsync(Generic[_P, _R]):
 _THREAD_HANDLER = SyncToAsync.thread_handler
 
 
+# ------------------------------------------------- asgiref's class-level state, as views
+#
+# Some code (asgiref's own tests, a few APM agents) reads asgiref's internal
+# class attributes. They are mirrored here as read-mostly views of our own
+# state, so that such code sees the same answers; nothing in asgibridge uses them.
+
+
+class _ExecutorsView:
+    """``AsyncToSync.executors``: ``.current`` names the sync thread of the enclosing
+    ``async_to_sync`` (where thread-sensitive calls go), or None."""
+
+    @property
+    def current(self) -> object:
+        return HOME.get()
+
+
+class _ContextExecutorsView:
+    """``SyncToAsync.context_to_thread_executor``: ThreadSensitiveContext -> its thread."""
+
+    def __contains__(self, context: object) -> bool:
+        if not isinstance(context, ThreadSensitiveContext):
+            return False
+        has_lane = context._token is not None and context._lane is not None
+        return has_lane or context._late is not None
+
+    def get(self, context: object, default: Any = None) -> Any:
+        return _LaneExecutor(context._lane or context._late) if context in self else default  # type: ignore[attr-defined]
+
+    def __getitem__(self, context: object) -> Any:
+        if context not in self:
+            raise KeyError(context)
+        return self.get(context)
+
+    def pop(self, context: object, *default: Any) -> Any:
+        """Take the context's thread: the returned executor gives it back on shutdown."""
+        lane = context._detach_lane() if context in self else None  # type: ignore[attr-defined]
+        if lane is None:
+            if default:
+                return default[0]
+            raise KeyError(context)
+        return _LaneExecutor(lane, owned=True)
+
+
+class _LaneExecutor(concurrent.futures.Executor):
+    """A lane thread seen as a one-thread ``concurrent.futures.Executor``."""
+
+    def __init__(self, lane: Lane | None, owned: bool = False) -> None:
+        self._lane = lane
+        self._owned = owned
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        lane = self._lane
+        if lane is None:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        job = Job(fn, args, kwargs, contextvars.Context())
+        job.waiter = _FutureSetter(fut)
+        lane.submit(job)
+        return fut
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        lane, self._lane = self._lane, None
+        if lane is not None and self._owned:
+            default_scheduler().lanes.release(lane)
+
+
+class _FutureSetter:
+    __slots__ = ("fut",)
+
+    def __init__(self, fut: concurrent.futures.Future[Any]) -> None:
+        self.fut = fut
+
+    def put(self, outcome: tuple[bool, Any]) -> None:
+        ok, value = outcome
+        if ok:
+            self.fut.set_result(value)
+        else:
+            self.fut.set_exception(value)
+
+
+SyncToAsync.thread_sensitive_context = _TSC  # type: ignore[attr-defined]
+SyncToAsync.context_to_thread_executor = _ContextExecutorsView()  # type: ignore[attr-defined]
+AsyncToSync.executors = _ExecutorsView()  # type: ignore[attr-defined]
+
+
 def _run_child(child: Callable[[], _R]) -> _R:
     return child()
 
@@ -436,6 +526,8 @@ class ThreadSensitiveContext:
         self._home_token: contextvars.Token[Any] | None = None
         self._exited = False
         self._late: Lane | None = None
+        self._last = 0  # the thread ident of the lane this context last gave back
+        self._late_return: weakref.finalize[Any, Any] | None = None
 
     def _target(self) -> Any:
         if self._exited:
@@ -459,8 +551,21 @@ class ThreadSensitiveContext:
         lane = self._late
         if lane is None:
             lanes = default_scheduler().lanes
-            lane = self._late = lanes.acquire()
-            weakref.finalize(self, lanes.release, lane)
+            # asgiref gives late calls a new worker: not the thread the block used.
+            lane = self._late = lanes.acquire(avoid=self._last)
+            self._late_return = weakref.finalize(self, lanes.release, lane)
+        return lane
+
+    def _detach_lane(self) -> Lane | None:
+        """Hand this context's current or late thread to the caller (asgiref compatibility)."""
+        if self._token is not None and self._lane is not None:
+            lane: Lane | None = self._lane
+            self._lane = None
+            return lane
+        lane, self._late = self._late, None
+        if self._late_return is not None:
+            self._late_return.detach()
+            self._late_return = None
         return lane
 
     async def __aenter__(self) -> ThreadSensitiveContext:
@@ -490,6 +595,7 @@ class ThreadSensitiveContext:
         self._exited = True
         lane, self._lane = self._lane, None
         if lane is not None:
+            self._last = lane.ident
             default_scheduler().lanes.release(lane)
         if self._executor is None:
             # A context without an executor may be entered again, with a new thread.
@@ -503,19 +609,27 @@ _ASTC: contextvars.ContextVar[AsyncSingleThreadContext | None] = contextvars.Con
 
 
 class AsyncSingleThreadContext:
-    """Context manager: every ``async_to_sync`` call inside it runs on one thread.
+    """Context manager: every ``async_to_sync`` call inside it runs on one other thread.
 
-    asgiref runs each ``async_to_sync`` call from a plain thread on a new
-    thread with a new loop, and this context pins them to one thread. In
-    asgibridge a plain thread's calls already run on that thread's own cached
-    loop, so they share a thread (and a loop) with or without this context;
-    it exists so that code written for asgiref runs unchanged. Only the
-    outermost context takes effect, as in asgiref. Context variables set by
-    one call are seen by the next.
+    As in asgiref: outside it, ``async_to_sync`` from a plain thread runs the
+    coroutine on a loop of that thread's own; inside it, every such call runs
+    on one thread and loop owned by the context (an
+    :class:`~asgibridge.BackgroundLoop`, started on first use and stopped on
+    exit), while thread-sensitive calls the coroutines make still come back
+    to the calling thread. Calls made inside ``sync_to_async`` keep going to
+    the loop that started it. Only the outermost context takes effect.
+    Context variables set by one call are seen by the next.
     """
 
     def __init__(self) -> None:
         self.token: contextvars.Token[AsyncSingleThreadContext | None] | None = None
+        self._loop: BackgroundLoop | None = None
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = BackgroundLoop(name="asgibridge-single-thread")
+        return loop.call(fn, *args, **kwargs)
 
     def __enter__(self) -> AsyncSingleThreadContext:
         if _ASTC.get() is None:
@@ -524,8 +638,12 @@ class AsyncSingleThreadContext:
 
     def __exit__(self, *exc_info: object) -> None:
         token, self.token = self.token, None
-        if token is not None:
-            _ASTC.reset(token)
+        if token is None:
+            return
+        _ASTC.reset(token)
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.close()
 
 
 @overload

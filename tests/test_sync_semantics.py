@@ -610,6 +610,7 @@ async def test_hooks_thread_handler_wrapped_on_the_class(anyio_backend: str) -> 
 
 
 def test_async_single_thread_context_runs_calls_on_one_thread() -> None:
+    """As asgiref: one other thread for every call in the block, stopped on exit."""
     var: contextvars.ContextVar[int] = contextvars.ContextVar("n", default=0)
     threads: list[int] = []
 
@@ -624,7 +625,9 @@ def test_async_single_thread_context_runs_calls_on_one_thread() -> None:
         assert inner.token is None and outer.token is not None
     assert outer.token is None
     assert len(set(threads)) == 1
+    assert threads[0] != threading.get_ident()  # as in asgiref: another thread
     assert var.get() == 2
+    assert not any(t.name == "asgibridge-single-thread" for t in threading.enumerate())
     assert asgibridge.AsyncSingleThreadContext is AsyncSingleThreadContext
 
 
@@ -684,3 +687,58 @@ def test_u7_wsgi_greenlet_mode_app_sees_no_loop() -> None:
     assert seen == [False]
     assert sent[0]["status"] == 200
     assert os.getpid() > 0
+
+
+def test_async_single_thread_context_thread_sensitive_calls_come_back_to_the_caller() -> None:
+    async def coro() -> int:
+        return await sync_to_async(threading.get_ident)()
+
+    with AsyncSingleThreadContext():
+        assert async_to_sync(coro)() == threading.get_ident()
+
+
+@ASYNCIO_ONLY
+async def test_asgiref_class_state_views(anyio_backend: str) -> None:
+    """asgiref's internal class attributes, read by its tests and some APM agents."""
+    assert bsync.AsyncToSync.executors.current is None  # type: ignore[attr-defined]
+    parent_view = bsync.SyncToAsync.thread_sensitive_context  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(1) as pool:
+        async with ThreadSensitiveContext() as parent:
+            assert parent_view.get() is parent
+            await sync_to_async(threading.get_ident)()
+            assert parent in bsync.SyncToAsync.context_to_thread_executor  # type: ignore[attr-defined]
+            async with ThreadSensitiveContext(executor=pool) as child:
+                assert parent_view.get() is child
+                assert bsync.AsyncToSync.executors.current is None  # type: ignore[attr-defined]
+            assert child not in bsync.SyncToAsync.context_to_thread_executor  # type: ignore[attr-defined]
+        assert parent not in bsync.SyncToAsync.context_to_thread_executor  # type: ignore[attr-defined]
+
+    def inside() -> object:
+        return bsync.AsyncToSync.executors.current  # type: ignore[attr-defined]
+
+    async def coro() -> object:
+        return await sync_to_async(inside)()
+
+    def outer() -> object:
+        return async_to_sync(coro)()
+
+    assert await sync_to_async(outer)() is not None
+
+
+@ASYNCIO_ONLY
+async def test_u10_late_lane_can_be_taken_as_an_executor(anyio_backend: str) -> None:
+    """asgiref's test_plain_context_allows_calls_after_exit, through the views."""
+    tsc = ThreadSensitiveContext()
+    async with tsc:
+        in_block = await sync_to_async(threading.get_ident)()
+    token = bsync._TSC.set(tsc)
+    try:
+        late = await sync_to_async(threading.get_ident)()
+    finally:
+        bsync._TSC.reset(token)
+    assert late != in_block
+    executor = bsync.SyncToAsync.context_to_thread_executor.pop(tsc)  # type: ignore[attr-defined]
+    with executor:
+        assert executor.submit(threading.get_ident).result(WAIT) == late
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        executor.submit(threading.get_ident)

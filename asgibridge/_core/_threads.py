@@ -365,12 +365,17 @@ class LanePool:
         self._counter = itertools.count(1)
         self._closed = False
 
-    def acquire(self) -> Lane:
+    def acquire(self, avoid: int = 0) -> Lane:
+        """An idle lane (the newest), or a new one; never the lane whose thread is ``avoid``."""
         with self._lock:
             if self._closed:
                 raise SchedulerError("the lane pool is closed; create a new scheduler")
-            if self._idle:
-                return self._idle.pop()
+            idle = self._idle
+            if idle:
+                if idle[-1].ident != avoid:
+                    return idle.pop()
+                if len(idle) > 1:
+                    return idle.pop(-2)
         lane = Lane(f"{self.name}-{next(self._counter)}", self)
         with self._lock:
             self._all.add(lane)
