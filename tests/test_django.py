@@ -236,6 +236,20 @@ def test_c22_several_cookies_reach_the_client(client: httpx.Client) -> None:
     assert r.cookies.get("plain") == "1"
 
 
+def test_errors_404_and_500(server: Server, client: httpx.Client) -> None:
+    r = client.get("/no/such/page/")
+    assert r.status_code == 404
+    assert r.headers["x-sync-middleware"] == "same-thread"
+    r = client.get("/boom/")
+    assert r.status_code == 500
+    assert "boom, on purpose" not in r.text  # DEBUG is off
+    assert r.headers["x-sync-middleware"] == "same-thread"
+    deadline = time.monotonic() + 5.0
+    while "Internal Server Error: /boom/" not in server.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, server.log.read_text(errors="replace")
+        time.sleep(0.02)
+
+
 # ------------------------------------------------------------------ hand-offs
 
 
@@ -291,10 +305,45 @@ def test_handoff_counter_sees_djangos_own_calls(server: Server) -> None:
         assert n == 0  # WSGI: Django runs the async view with async_to_sync, no sync_to_async
 
 
-def test_server_log_is_clean(server: Server) -> None:
-    """Nothing above WARNING was logged, and no traceback (runs after the tests above)."""
+def test_server_log_has_only_the_expected_errors(server: Server) -> None:
+    """Runs after the tests above: the only traceback logged is /boom/'s."""
     with server.client() as client:
         client.get("/sync/")
     text = server.log.read_text(errors="replace")
-    assert "Traceback" not in text, text
-    assert "ERROR" not in text, text
+    assert text.count("Traceback") == 1, text
+    assert "RuntimeError: boom, on purpose" in text
+    for bad in ("Exception in ASGI application", "SynchronousOnlyOperation", "Unhandled"):
+        assert bad not in text, text
+
+
+def test_install_rebinds_names_imported_before_it() -> None:
+    """install(): Django modules imported first get asgibridge's objects; asgiref's own don't."""
+    code = """
+import asgiref.wsgi
+import django.core.handlers.base as base
+import django.utils.deprecation as deprecation
+import asgibridge.sync as bridge
+from asgibridge.django import install
+assert base.sync_to_async is not bridge.sync_to_async
+install()
+install()
+import asgiref.sync
+from asgiref.sync import sync_to_async, ThreadSensitiveContext
+assert sync_to_async is bridge.sync_to_async
+assert ThreadSensitiveContext is bridge.ThreadSensitiveContext
+assert base.sync_to_async is bridge.sync_to_async
+assert base.async_to_sync is bridge.async_to_sync
+assert deprecation.markcoroutinefunction is bridge.markcoroutinefunction
+assert asgiref.wsgi.AsyncToSync is not bridge.AsyncToSync
+assert asgiref.sync.SyncToAsync is bridge.SyncToAsync
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_env(Path("unused.sqlite3")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

@@ -103,6 +103,11 @@ def stream(request: Any) -> StreamingHttpResponse:
     return StreamingHttpResponse(content, content_type="text/plain")
 
 
+def boom(request: Any) -> HttpResponse:
+    """Raises, to show Django's 500 handling (and the ``django.request`` error log)."""
+    raise RuntimeError("boom, on purpose")
+
+
 def cookies(request: Any) -> HttpResponse:
     """Sets three cookies with different attributes."""
     response = HttpResponse("cookies set\n", content_type="text/plain")

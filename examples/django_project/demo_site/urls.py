@@ -16,4 +16,5 @@ urlpatterns = [
     path("session/", views.session_counter),
     path("stream/", views.stream),
     path("cookies/", views.cookies),
+    path("boom/", views.boom),
 ]
