@@ -15,8 +15,8 @@ directly (the floor), through ``Dispatcher.as_wsgi()`` (the fast path: no
 event loop), and through ``AsgiToWsgi(Dispatcher)`` (what the fast path
 avoids: a round trip through the loop and a WsgiToAsgi worker).
 
-Contenders are interleaved over several rounds; the median round is printed
-in microseconds per request.
+Contenders are interleaved over several rounds, each round starting with a
+different one; the median round is printed in microseconds per request.
 """
 
 from __future__ import annotations
@@ -149,6 +149,13 @@ def time_wsgi(app: Any, n: int) -> float:
     return (time.perf_counter() - t0) / n * 1e6
 
 
+def rotate(contenders: dict[str, Any], r: int) -> list[tuple[str, Any]]:
+    """The contenders, starting at a different one each round (no one always goes first)."""
+    items = list(contenders.items())
+    k = r % len(items)
+    return items[k:] + items[:k]
+
+
 def table(title: str, results: dict[str, list[float]], floor: str) -> None:
     print(f"\n{title}  (us per request, median of {len(next(iter(results.values())))} rounds)")
     base = statistics.median(results[floor])
@@ -168,8 +175,8 @@ def main() -> None:
 
     asgi = asgi_contenders()
     results: dict[str, list[float]] = {name: [] for name in asgi}
-    for _ in range(rounds):
-        for name, app in asgi.items():
+    for r in range(rounds):
+        for name, app in rotate(asgi, r):
             results[name].append(time_asgi(app, n_asgi))
     table(f"ASGI: path {PATH!r}, {len(MOUNTS)} mounts + default", results, "direct (floor)")
 
@@ -183,8 +190,8 @@ def main() -> None:
     }
     wresults: dict[str, list[float]] = {name: [] for name in wsgi}
     try:
-        for _ in range(rounds):
-            for name, (app, n) in wsgi.items():
+        for r in range(rounds):
+            for name, (app, n) in rotate(wsgi, r):
                 wresults[name].append(time_wsgi(app, n))
     finally:
         fast.close()

@@ -92,8 +92,9 @@ def main() -> None:
     try:
         for threads in (1, 4):
             results: dict[str, list[float]] = {name: [] for name in calls}
-            for _ in range(rounds):
-                for name, call in calls.items():
+            for r in range(rounds):
+                items = list(calls.items())
+                for name, call in items[r % len(items) :] + items[: r % len(items)]:
                     count = n // 10 if name.startswith("asgiref") else n
                     results[name].append(time_threads(call, count, threads))
             target = statistics.median(results["run_coroutine_threadsafe"])
