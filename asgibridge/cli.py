@@ -45,7 +45,7 @@ from typing import Any, Literal, cast
 
 from .dispatch import Dispatcher, Interface, as_asgi3, detect_interface
 
-__all__ = ["SERVERS", "ServeError", "build_app", "load_target", "main"]
+__all__ = ["SERVERS", "ServeError", "build_app", "load_target", "main", "start_bridge"]
 
 #: Supported servers: name -> (kind it serves, module to import, pip extra).
 SERVERS: dict[str, tuple[str, str]] = {
@@ -414,13 +414,41 @@ def _run_gunicorn(o: argparse.Namespace, target: str, native: list[str]) -> int:
         args += ["--worker-class", "gthread", "--threads", "8"]
     if o.root_path:
         os.environ["SCRIPT_NAME"] = o.root_path  # gunicorn strips it from PATH_INFO
+
+    def load_config(self: Any) -> None:
+        # Lifespan startup in each worker as it boots, not at its first request: a failed
+        # startup then stops the worker with gunicorn's boot error, and gunicorn halts.
+        wsgi_application.load_config(self)
+        previous = self.cfg.post_worker_init
+
+        def post_worker_init(worker: Any) -> None:
+            previous(worker)
+            start_bridge(worker.wsgi)
+
+        self.cfg.set("post_worker_init", post_worker_init)
+
+    application = type("AsgibridgeGunicorn", (wsgi_application,), {"load_config": load_config})
     saved = sys.argv
     sys.argv = ["gunicorn", *args, *native, target]
     try:
-        wsgi_application("%(prog)s [OPTIONS] [APP_MODULE]", prog="gunicorn").run()
+        application("%(prog)s [OPTIONS] [APP_MODULE]", prog="gunicorn").run()
     finally:
         sys.argv = saved
     return 0
+
+
+def start_bridge(app: Any) -> None:
+    """Run lifespan startup now for an app built for a WSGI server (no-op for a plain WSGI app).
+
+    :raises LifespanError: startup failed (the cause is logged and chained).
+    """
+    from .asgi import AsgiToWsgi
+    from .dispatch import WsgiDispatcher
+
+    if isinstance(app, WsgiDispatcher):
+        app = app.bridge
+    if isinstance(app, AsgiToWsgi):
+        app.start()
 
 
 def _run_waitress(o: argparse.Namespace, target: str, native: list[str]) -> int:
@@ -434,11 +462,24 @@ def _run_waitress(o: argparse.Namespace, target: str, native: list[str]) -> int:
     args = ["--listen", _hostport(o.host, o.port)]
     if o.root_path:
         args += ["--url-prefix", o.root_path]
+    _start_or_fail(_built["wsgi"])  # one process: startup before the first request
     return waitress_run(["waitress-serve", *args, *native, target]) or 0
 
 
 def _attr(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name)
+
+
+def _start_or_fail(app: Any) -> None:
+    from .errors import LifespanError
+
+    try:
+        start_bridge(app)
+    except LifespanError as exc:
+        raise ServeError(
+            f"the app's lifespan startup failed ({exc}; traceback logged above): fix the "
+            "startup code, or pass --lifespan off if the app does not need it"
+        ) from None
 
 
 def _hostport(host: str, port: int) -> str:

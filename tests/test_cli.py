@@ -431,6 +431,52 @@ def test_asgi2_app_on_uvicorn(app_dir: Path) -> None:
         assert httpx.get(s.url + "/", timeout=10).text == "asgi2"
 
 
+FAILING_STARTUP = """
+from asgibridge import Dispatcher
+
+
+async def broken(scope, receive, send):
+    assert scope["type"] == "lifespan"
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": "the database is unreachable"})
+
+
+def legacy(environ, start_response):
+    start_response("200 OK", [])
+    return [b"legacy"]
+
+
+app = Dispatcher({"/api": broken}, default=legacy)
+"""
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn", "waitress"])
+def test_a1_a_failed_startup_stops_the_server_loudly(app_dir: Path, server: str) -> None:
+    write(app_dir, "cli_broken", FAILING_STARTUP)
+    env = {k: v for k, v in os.environ.items() if k != "ASGIBRIDGE_SERVE"}
+    env["PYTHONPATH"] = f"{app_dir}:{ROOT}"
+    native = ["--port", "0", *(_gunicorn_native() if server == "gunicorn" else [])]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asgibridge",
+            "serve",
+            "cli_broken:app",
+            "--server",
+            server,
+            *native,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "the database is unreachable" in done.stdout + done.stderr
+
+
 DJANGO_SETTINGS = """
 SECRET_KEY = "test"
 DEBUG = False
