@@ -329,21 +329,72 @@ class Admission:
     Queue entries are :class:`ThreadExchange` objects; their ``admitted``
     flag is set under the lock when their job is submitted, and entries
     whose request went away are skipped lazily, so every operation is O(1).
+
+    Stalled uploads (rule C15): a worker whose ``wsgi.input`` read has waited
+    ``STALL_AFTER`` seconds for the client's next bytes calls :meth:`stall`.
+    Up to ``max_stalled`` such workers stop counting as ``active`` while they
+    wait (:meth:`resume` counts them again), and a freed slot starts the next
+    queued request at once. So clients that stop sending halfway through a
+    body hold threads, not slots: with ``active + stalled`` jobs running and a
+    submission only while ``active < hard``, the pool never needs more than
+    ``hard + max_stalled`` threads. Past ``max_stalled``, a waiting worker
+    keeps its slot (the old behaviour) until ``body_timeout`` frees it.
     """
 
     GROW_DELAY = 0.002
+    #: Seconds a worker waits for the client in a ``wsgi.input`` read before it
+    #: counts as stalled. Uploads that keep flowing never get that far.
+    STALL_AFTER = 0.005
 
-    __slots__ = ("_lock", "active", "checking", "done", "hard", "queue", "soft", "submit")
+    __slots__ = (
+        "_lock",
+        "active",
+        "checking",
+        "done",
+        "hard",
+        "max_stalled",
+        "queue",
+        "soft",
+        "stalled",
+        "submit",
+    )
 
-    def __init__(self, submit: Callable[[Any], None], soft: int, hard: int) -> None:
+    def __init__(
+        self, submit: Callable[[Any], None], soft: int, hard: int, max_stalled: int = 0
+    ) -> None:
         self.submit = submit
         self.soft = min(soft, hard)
         self.hard = hard
+        self.max_stalled = max_stalled
         self._lock = threading.Lock()
         self.active = 0
+        self.stalled = 0
         self.done = 0
         self.checking = False
         self.queue: deque[ThreadExchange] = deque()
+
+    def stall(self) -> bool:
+        """A worker waits for its client: stop counting it, start a queued request.
+
+        Returns False (nothing changed) when ``max_stalled`` workers already wait.
+        """
+        with self._lock:
+            if self.stalled >= self.max_stalled:
+                return False
+            self.stalled += 1
+            self.active -= 1
+            ex = self._pop_live() if self.active < self.soft else None
+            if ex is not None:
+                self.active += 1
+        if ex is not None:
+            self.submit(ex.job)
+        return True
+
+    def resume(self) -> None:
+        """A stalled worker runs again (its data came, or its wait ended)."""
+        with self._lock:
+            self.stalled -= 1
+            self.active += 1
 
     def admit(self, ex: ThreadExchange) -> None:
         """Start ``ex.job`` now, or queue it (and make sure a checker watches the queue)."""
@@ -428,6 +479,7 @@ class ThreadExchange:
     """
 
     __slots__ = (
+        "adm",
         "admitted",
         "app",
         "body",
@@ -511,6 +563,7 @@ class ThreadExchange:
         self.body_b = 0
         self.body_done = False
         self.admitted = False
+        self.adm: Admission | None = None
         self.job: Any = None
         self.app: Any = None
         self.environ: dict[str, Any] = {}
@@ -608,18 +661,47 @@ class ThreadExchange:
                 return data, more
             if post:
                 self._post(self.signal.set)
+            if self._wait_for_client():
+                continue
+            with lock:
+                if self.body or self.body_done or self.gone:
+                    continue
+                self.parked = False
+                self.timed_out = True
+            raise ClientDisconnected(
+                f"the client sent no request body data for {self.body_timeout}s "
+                "(WsgiToAsgi body_timeout); the upload is treated as abandoned"
+            )
+
+    def _wait_for_client(self) -> bool:
+        """Park until woken (True) or until ``body_timeout`` passes (False).
+
+        Past ``Admission.STALL_AFTER`` the worker counts as stalled (C15): it
+        gives its admission slot to queued requests while it waits.
+        """
+        timeout = self.body_timeout
+        adm = self.adm
+        first = Admission.STALL_AFTER
+        if adm is None or (timeout is not None and timeout <= first):
             try:
-                self.tq.get(timeout=self.body_timeout)
+                self.tq.get(timeout=timeout)
             except Empty:
-                with lock:
-                    if self.body or self.body_done or self.gone:
-                        continue
-                    self.parked = False
-                    self.timed_out = True
-                raise ClientDisconnected(
-                    f"the client sent no request body data for {self.body_timeout}s "
-                    "(WsgiToAsgi body_timeout); the upload is treated as abandoned"
-                ) from None
+                return False
+            return True
+        try:
+            self.tq.get(timeout=first)
+            return True
+        except Empty:
+            pass
+        stalled = adm.stall()
+        try:
+            self.tq.get(timeout=None if timeout is None else timeout - first)
+        except Empty:
+            return False
+        finally:
+            if stalled:
+                adm.resume()
+        return True
 
     # -------------------------------------------------------------- loop side
 

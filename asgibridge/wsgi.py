@@ -100,8 +100,15 @@ class WsgiToAsgi:
         ``time.sleep``) blocks the whole loop while it does. Use it for apps
         whose waiting goes through the bridge (``wsgi.input``, the response,
         ``async_to_sync``) or that are CPU-light.
-    :param max_workers: thread mode: most worker threads, so most requests
-        running at once; more wait in a FIFO queue. Default 40.
+    :param max_workers: thread mode: most requests running at once; more
+        wait in a FIFO queue. A request whose ``wsgi.input`` read waits for
+        the client does not count (see ``max_stalled_uploads``). Default 40.
+    :param max_stalled_uploads: thread mode: most worker threads that may
+        wait in a ``wsgi.input`` read for a client's next bytes (for more
+        than 5 ms) without counting against ``max_workers``, so that clients
+        that stall mid-upload cannot starve other requests (C15). The pool
+        thus has at most ``max_workers + max_stalled_uploads`` threads.
+        ``0`` counts waiting workers as running. Default 256.
     :param active_workers: thread mode: how many requests start at once
         before later ones queue. Extra runnable threads only add GIL
         hand-offs, so a queued request waits for a running one to finish,
@@ -115,7 +122,8 @@ class WsgiToAsgi:
         header name more often (C21).
     :param prefetch: thread mode: bytes of request body read on the loop
         before a worker is taken (the whole body when it is smaller), so that
-        clients that stall mid-upload cannot hold workers (C15). Default 64 KiB.
+        clients that stall before sending a body hold no thread (C15).
+        Default 64 KiB.
     :param body_window: thread mode: most request body bytes read ahead of
         the app while it runs (C10). Default 256 KiB.
     :param body_timeout: thread mode: seconds a worker waits in a
@@ -146,6 +154,7 @@ class WsgiToAsgi:
         *,
         executor: Literal["thread", "greenlet"] = "thread",
         max_workers: int = 40,
+        max_stalled_uploads: int = 256,
         active_workers: int = 2,
         idle_timeout: float = 60.0,
         max_headers: int = 100,
@@ -169,6 +178,15 @@ class WsgiToAsgi:
         self.app = app
         self.executor = executor
         self.max_workers = _positive_int("max_workers", max_workers)
+        if (
+            not isinstance(max_stalled_uploads, int)
+            or isinstance(max_stalled_uploads, bool)
+            or max_stalled_uploads < 0
+        ):
+            raise ValueError(
+                f"max_stalled_uploads must be an int >= 0, got {max_stalled_uploads!r}"
+            )
+        self.max_stalled_uploads = max_stalled_uploads
         self.active_workers = _positive_int("active_workers", active_workers)
         if idle_timeout <= 0:
             raise ValueError(f"idle_timeout must be positive, got {idle_timeout!r}")
@@ -244,10 +262,16 @@ class WsgiToAsgi:
             with self._pool_lock:
                 adm = self._adm
                 if adm is None or self._pool_pid != os.getpid():
+                    # Threads: max_workers running requests, plus up to
+                    # max_stalled_uploads waiting for their clients (C15).
                     pool = ThreadPool(
-                        self.max_workers, name="asgibridge-wsgi", idle_timeout=self.idle_timeout
+                        self.max_workers + self.max_stalled_uploads,
+                        name="asgibridge-wsgi",
+                        idle_timeout=self.idle_timeout,
                     )
-                    adm = self._adm = _PoolAdmission(pool, self.active_workers, self.max_workers)
+                    adm = self._adm = _PoolAdmission(
+                        pool, self.active_workers, self.max_workers, self.max_stalled_uploads
+                    )
                     self._pool_pid = os.getpid()
         return adm
 
@@ -405,6 +429,7 @@ class WsgiToAsgi:
             environ["wsgi.input"] = Input(ex.pull, length)
 
         adm = self._admission()
+        ex.adm = adm
         ex.app = self.app
         ex.environ = environ
         job = ex.job = Job(_job_main, (ex, adm), {}, contextvars.copy_context())
@@ -499,8 +524,8 @@ class _PoolAdmission(Admission):
 
     __slots__ = ("pool",)
 
-    def __init__(self, pool: ThreadPool, soft: int, hard: int) -> None:
-        super().__init__(pool.submit, soft, hard)
+    def __init__(self, pool: ThreadPool, soft: int, hard: int, max_stalled: int) -> None:
+        super().__init__(pool.submit, soft, hard, max_stalled)
         self.pool = pool
 
 

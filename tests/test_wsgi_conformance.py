@@ -895,6 +895,89 @@ def test_c15_stalled_uploads_do_not_starve_the_pool(make: Bridges, backend: str)
     assert_workers_idle(bridge)
 
 
+def _stalled_past_prefetch(
+    backend: str, bridge: WsgiToAsgi, stalls: int, sent: int, extra: int = 0
+) -> tuple[Result, float, int]:
+    """``stalls`` uploads that send ``sent`` bytes of 1 MiB and stop, then a GET.
+
+    Returns the GET's result, its latency, and the most pool threads seen.
+    """
+
+    async def main() -> tuple[Result, float, int]:
+        release = anyio.Event()
+        reading = [0]
+
+        async def stalled() -> None:
+            chunks = [b"x" * 16384] * (sent // 16384)
+
+            async def receive() -> Message:
+                if chunks:
+                    return {"type": "http.request", "body": chunks.pop(), "more_body": True}
+                await release.wait()
+                return {"type": "http.disconnect"}
+
+            async def send(message: Message) -> None:
+                pass
+
+            await bridge(post_scope(1 << 20), receive, send)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(stalls):
+                tg.start_soon(stalled)
+            # Bounded: wait until the workers are stuck in their reads.
+            with anyio.move_on_after(10):
+                while bridge._adm is None or bridge._adm.stalled + extra < stalls:
+                    await anyio.sleep(0.01)
+            reading[0] = bridge.pool.size
+            started = time.monotonic()
+            result = await call(bridge, timeout=5)
+            latency = time.monotonic() - started
+            release.set()
+        return result, latency, reading[0]
+
+    return anyio.run(main, backend=backend)
+
+
+def _read_all_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    if environ["REQUEST_METHOD"] == "POST":
+        environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+
+
+def test_c15_uploads_stalled_past_the_prefetch_do_not_starve_the_pool(backend: str) -> None:
+    """Issue 11: with max_workers=10, 11 uploads stalled past the 64 KiB prefetch blocked a GET.
+
+    Thread mode only: greenlet mode holds no thread while a read waits.
+    """
+    make = Bridges("thread")
+    try:
+        bridge = make(_read_all_app, max_workers=10)
+        result, latency, threads = _stalled_past_prefetch(backend, bridge, 30, 128 * 1024)
+        assert result.body == b"ok"
+        assert latency < 1.0, latency
+        assert threads <= 10 + bridge.max_stalled_uploads
+        assert_workers_idle(bridge)
+    finally:
+        make.close()
+
+
+def test_c15_threads_stay_within_max_workers_plus_max_stalled_uploads(backend: str) -> None:
+    """Past the cap, waiting workers keep their slots: threads never exceed the bound."""
+    make = Bridges("thread")
+    try:
+        bridge = make(_read_all_app, max_workers=4, max_stalled_uploads=6, body_timeout=5.0)
+        # 9 stalls: 6 stop counting, 3 keep their slots, one slot is left for the GET.
+        result, latency, threads = _stalled_past_prefetch(backend, bridge, 9, 128 * 1024, extra=3)
+        assert result.body == b"ok" and latency < 1.0, latency
+        assert bridge._adm is not None and bridge._adm.stalled == 0
+        assert threads <= 4 + 6
+        assert bridge.pool.size <= 4 + 6
+        assert_workers_idle(bridge)
+    finally:
+        make.close()
+
+
 def test_c15_body_timeout_frees_a_worker_stuck_in_read(make: Bridges, backend: str) -> None:
     started = threading.Event()
 

@@ -329,9 +329,14 @@ def test_client_disconnects_during_streaming(served: Served, client: httpx.Clien
 def test_greenlet_mode_runs_on_the_servers_own_loop(server: str) -> None:
     """The "uvicorn-uvloop" runs above really run on uvloop, and greenlet mode on its thread."""
 
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        loop = asyncio.get_running_loop()  # greenlet mode: the app is on the loop's thread
-        body = type(loop).__module__.split(".")[0].encode()
+        # Sync code sees no running loop (rule U7), but greenlet mode runs it on
+        # the server's own thread, and async_to_sync switches to that loop.
+        assert threading.current_thread().name == f"test-{server}"
+        body = async_to_sync(loop_module)().encode()
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [body]
 
