@@ -98,7 +98,11 @@ def _local_storage() -> Any:
 
 
 def rehome_locals() -> None:
-    """Re-tag every asgiref ``Local`` storage in the current context with this thread (U8)."""
+    """Re-tag every asgiref ``Local`` storage in the current context with this thread (U8).
+
+    The re-tagged copy shares the original's data dict. (No memo across calls:
+    a parked thread must hold nothing of the requests it served.)
+    """
     storage = _local_storage()
     if storage is None:
         return
@@ -112,12 +116,20 @@ def apply_context(ctx: contextvars.Context) -> None:
     """Copy every variable of ``ctx`` whose value differs into the current context (U3).
 
     asgiref ``Local`` data that another thread owned is re-homed to this
-    thread on the way (U8).
+    thread on the way (U8). Data the other side did not change (asgiref
+    replaces the data dict on every write) keeps this thread's own object.
     """
     storage = _local_storage()
     me = get_ident() if storage is not None else 0
     for var, value in ctx.items():
         if storage is not None and value.__class__ is storage and value.thread_id != me:
+            current = var.get(None)
+            if (
+                current.__class__ is storage
+                and current.data is value.data
+                and current.thread_id == me
+            ):
+                continue
             value = storage(me, value.data)
         else:
             try:
