@@ -281,6 +281,10 @@ else:  # Django 4.2: a method of the handler
         return handler.get_script_prefix(scope)  # type: ignore[no-any-return]
 
 
+def _close_response(response: Any) -> None:
+    response.close()
+
+
 #: How many request paths remember whether their view is sync (then the memo starts over).
 _PATH_CACHE_SIZE = 4096
 
@@ -313,6 +317,7 @@ class ASGIHandler(_django_asgi.ASGIHandler):  # type: ignore[misc]
         super().__init__()
         self._chains = _Chains(self)
         self._serve_sync = _bridge.sync_to_async(self._respond, thread_sensitive=True)
+        self._close_sync = _bridge.sync_to_async(_close_response, thread_sensitive=True)
         self._sync_paths: dict[tuple[object, str], bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -443,7 +448,7 @@ class ASGIHandler(_django_asgi.ASGIHandler):  # type: ignore[misc]
         if response is None:
             await signals.request_finished.asend(sender=self.__class__)
         else:
-            await _bridge.sync_to_async(response.close)()
+            await self._close_sync(response)
 
 
 def get_asgi_application() -> ASGIHandler:

@@ -16,6 +16,8 @@ sequential requests driven straight into the ASGI or WSGI callable):
 * ``stock handler, asgibridge.sync``: the same handler after ``asgibridge.django.install()``,
   i.e. only the sync module swapped (how far swapping alone goes);
 * ``asgibridge.django``: ``asgibridge.django.get_asgi_application()``;
+* ``asgibridge.django, no hand-off``: the same with its two hand-offs made plain calls on
+  the loop: not a valid way to run Django, but the floor of the ASGI side;
 * ``WSGIHandler (floor)``: ``get_wsgi_application()`` called directly, no server, no hand-off.
 
 Hand-offs per request are counted in a separate, untimed pass by wrapping
@@ -139,6 +141,26 @@ def make_bridge() -> Any:
     return get_asgi_application()
 
 
+def make_bridge_inline() -> Any:
+    """asgibridge.django with its two hand-offs made plain calls on the loop (a floor only).
+
+    Not a valid way to run Django (the view would run on the event loop): it shows what
+    the ASGI side costs without any thread hand-off.
+    """
+    app = make_bridge()
+    respond = app._respond
+
+    async def serve(*args: Any) -> Any:
+        return respond(*args)
+
+    async def close(response: Any) -> None:
+        response.close()
+
+    app._serve_sync = serve
+    app._close_sync = close
+    return app
+
+
 def make_wsgi() -> Any:
     """Django's WSGI handler."""
     _configure()
@@ -171,6 +193,7 @@ INPROCESS = {
     "stock ASGIHandler": "make_stock",
     "stock handler, asgibridge.sync": "make_swapped",
     "asgibridge.django": "make_bridge",
+    "asgibridge.django, no hand-off": "make_bridge_inline",
     "WSGIHandler (floor)": "make_wsgi",
 }
 
@@ -331,9 +354,11 @@ def run_inprocess(rounds: int, n: int) -> None:
             f"{handoffs[name]:>11.1f}{stock / med[name]:>9.2f}"
         )
     bridge = med["asgibridge.django"]
+    inline = med["asgibridge.django, no hand-off"]
     print(
         f"asgibridge.django is {stock / bridge:.2f}x faster than stock (target >= 4x); "
-        f"{bridge - floor:.1f} µs above the WSGIHandler floor"
+        f"{bridge - floor:.1f} µs above the WSGIHandler floor, of which "
+        f"{bridge - inline:.1f} µs are its {handoffs['asgibridge.django']:.0f} hand-offs"
     )
 
 
