@@ -153,8 +153,16 @@ def prepare(label: str, interpreter: str, log: bool = True) -> PythonEnv:
             venv.parent.mkdir(parents=True, exist_ok=True)
             subprocess.run([interpreter, "-m", "venv", str(venv)], check=True, timeout=300)
             pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-            subprocess.run([*pip, "--upgrade", "pip"], check=True, timeout=600)
-            subprocess.run([*pip, *REQUIREMENTS], check=True, timeout=1800)
+            with open(venv / "pip.log", "wb") as out:
+                for args in (["--upgrade", "pip"], REQUIREMENTS):
+                    done = subprocess.run(
+                        [*pip, *args], stdout=out, stderr=subprocess.STDOUT, timeout=1800
+                    )
+                    if done.returncode != 0:
+                        raise RuntimeError(
+                            f"pip install into {venv} failed (exit {done.returncode}); "
+                            f"see {venv / 'pip.log'}"
+                        )
             (venv / ".complete").write_text("ok\n")
     full, versions = _versions(python)
     return PythonEnv(label, python, full, versions)

@@ -31,6 +31,7 @@ class Reason:
     kind: str  # "n/a", "limitation" or "bug"
     text: str
     link: str = ""
+    log: str = ""  # if set, the reason holds only when the server's log contains this
 
 
 NA = "n/a"
@@ -52,6 +53,16 @@ NOT_APPLICABLE = [
     ),
     Reason(
         "a2wsgi",
+        "*",
+        "hypercorn-trio*",
+        "*",
+        NA,
+        "a2wsgi needs an asyncio event loop: on trio every request fails (measured: a 500 "
+        "with an empty body, then timeouts), so these cells are not run",
+        "https://github.com/abersheeran/a2wsgi",
+    ),
+    Reason(
+        "a2wsgi",
         "flask|django|pyramid|bottle|falcon|plain",
         "*",
         "lifespan",
@@ -60,7 +71,94 @@ NOT_APPLICABLE = [
     ),
 ]
 
-EXPLAINED: list[Reason] = []
+EXPLAINED = [
+    Reason(
+        "*",
+        "django",
+        "*",
+        "upload-chunked",
+        LIMIT,
+        "Django's WSGIRequest reads no body without CONTENT_LENGTH and ignores "
+        "wsgi.input_terminated, so a chunked upload arrives empty (the same on gunicorn "
+        "with no bridge; a fix is proposed upstream)",
+        "https://code.djangoproject.com/ticket/35838",
+    ),
+    Reason(
+        "*",
+        "bottle",
+        "*",
+        "upload-chunked",
+        LIMIT,
+        "Bottle decodes chunked framing itself whenever HTTP_TRANSFER_ENCODING says chunked "
+        "and ignores wsgi.input_terminated, so a body the server already decoded answers 400 "
+        "(the same on gunicorn with no bridge)",
+        "https://github.com/bottlepy/bottle/issues/700",
+    ),
+    Reason(
+        "*",
+        "falcon",
+        "*",
+        "upload-chunked",
+        LIMIT,
+        "Falcon's req.bounded_stream treats a body without Content-Length as empty and "
+        "ignores wsgi.input_terminated (the same on gunicorn with no bridge; closed as "
+        "won't fix). On HTTP/2, answering before the body is read then trips hypercorn's "
+        "closed-stream bug (below)",
+        "https://github.com/falconry/falcon/issues/212",
+    ),
+    Reason(
+        "*",
+        "*",
+        "wsgiref",
+        "upload-chunked",
+        LIMIT,
+        "wsgiref's server does not decode a chunked request body and sets no "
+        "wsgi.input_terminated, so no bridge can see the body",
+        "https://docs.python.org/3/library/wsgiref.html#module-wsgiref.simple_server",
+    ),
+    Reason(
+        "*",
+        "*",
+        "uwsgi",
+        "upload-chunked",
+        LIMIT,
+        "uWSGI 2.0 (pyuwsgi) gives the app no chunked request body on --http-socket: "
+        "its wsgi.input needs a Content-Length (chunked input only through uWSGI's own API)",
+        "https://github.com/unbit/uwsgi/issues/1428",
+    ),
+    Reason(
+        "asgibridge-*",
+        "*",
+        "daphne",
+        "lifespan",
+        LIMIT,
+        "daphne does not implement the ASGI lifespan protocol, so no startup hook runs",
+        "https://github.com/django/daphne/issues/264",
+    ),
+    Reason(
+        "a2wsgi",
+        "*",
+        "uwsgi",
+        "*",
+        LIMIT,
+        "a2wsgi's ASGIMiddleware hangs in a pre-forked uWSGI worker: the app is loaded in "
+        "the master, and a2wsgi's event loop thread does not survive the fork (measured: no "
+        "answer within 20 s; asgibridge rule A2)",
+        "https://github.com/abersheeran/a2wsgi/issues/34",
+    ),
+    Reason(
+        "*",
+        "*",
+        "hypercorn-*-h2c",
+        "*",
+        LIMIT,
+        "hypercorn's HTTP/2 code raises KeyError when request DATA arrives for a stream whose "
+        "response has already completed; the connection dies, and on the trio worker the "
+        "whole server exits (measured: KeyError in the server log). Fixes are open upstream",
+        "https://github.com/pgjones/hypercorn/issues/329",
+        log="KeyError",
+    ),
+]
 
 
 def _one_of(pattern: str, value: str) -> bool:
@@ -86,6 +184,17 @@ def not_applicable(bridge: str, framework: str, server: str, scenario: str) -> R
     return _find(NOT_APPLICABLE, bridge, framework, server, scenario)
 
 
-def explain(bridge: str, framework: str, server: str, scenario: str) -> Reason | None:
-    """The known reason this scenario fails in this cell, or ``None``."""
-    return _find(EXPLAINED, bridge, framework, server, scenario)
+def explain(
+    bridge: str, framework: str, server: str, scenario: str, log: str = ""
+) -> Reason | None:
+    """The known reason this scenario fails in this cell, or ``None``.
+
+    :param log: the server's whole log, for reasons that hold only when it
+        shows their symptom.
+    """
+    for r in EXPLAINED:
+        if r.log and r.log not in log:
+            continue
+        if _find([r], bridge, framework, server, scenario):
+            return r
+    return None

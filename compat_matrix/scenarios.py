@@ -35,10 +35,12 @@ class Context:
     base: str
     http2: bool
     framework: str
+    keepalive: bool = True
 
     def client(self) -> httpx.Client:
         return httpx.Client(
             base_url=self.base,
+            headers=None if self.keepalive else {"Connection": "close"},
             timeout=TIMEOUT,
             http1=not self.http2,
             http2=self.http2,

@@ -22,7 +22,7 @@ from pathlib import Path
 __all__ = ["ASGI_SERVERS", "SERVERS", "WSGI_SERVERS", "Server", "ServerProcess", "StartError"]
 
 TARGET = "compat_matrix.target:app"
-START_TIMEOUT = 40.0
+START_TIMEOUT = 20.0
 STOP_TIMEOUT = 8.0
 
 
@@ -35,6 +35,10 @@ class Server:
     command: Callable[[str, int], list[str]]  # (python, port) -> argv
     http2: bool = False  # drive it with HTTP/2 prior knowledge (h2c)
     package: str = ""  # distribution whose version is recorded
+    # False: the server closes every connection after one response without saying
+    # "Connection: close" (uWSGI's --http-socket, made to sit behind a proxy), so
+    # the client asks for close itself instead of racing to reuse the connection.
+    keepalive: bool = True
 
 
 def _uvicorn(http: str, loop: str) -> Callable[[str, int], list[str]]:
@@ -118,7 +122,7 @@ WSGI_SERVERS = [
     Server("waitress", "wsgi", _waitress, package="waitress"),
     Server("wsgiref", "wsgi", _runner("wsgiref")),
     Server("werkzeug", "wsgi", _runner("werkzeug"), package="werkzeug"),
-    Server("uwsgi", "wsgi", _uwsgi, package="pyuwsgi"),
+    Server("uwsgi", "wsgi", _uwsgi, package="pyuwsgi", keepalive=False),
 ]
 SERVERS = {s.name: s for s in ASGI_SERVERS + WSGI_SERVERS}
 
@@ -201,6 +205,10 @@ class ServerProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def healthy(self) -> bool:
+        """Alive and answering HTTP (a server may be alive but already shutting down)."""
+        return self.alive() and _answers(int(self.url.rsplit(":", 1)[1]))
 
     def stop(self) -> None:
         if self.proc is not None:

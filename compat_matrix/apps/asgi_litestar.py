@@ -16,9 +16,10 @@ def startup(app: Litestar) -> None:
     app.state.started = "yes"
 
 
-@get("/echo/{name:str}", name="echo")
-async def echo(name: str, q: str | None = None) -> dict[str, Any]:
-    return {"name": name, "q": q}
+@get("/echo/{item:str}", name="echo")
+async def echo(item: str, q: str | None = None) -> dict[str, Any]:
+    # The parameter is not called "name": url_for(name, **params) takes that.
+    return {"name": item, "q": q}
 
 
 @post("/form", status_code=200)
@@ -67,7 +68,7 @@ async def cookies_read(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 @get("/redirect")
 async def go(request: Request[Any, Any, Any]) -> Redirect:
-    return Redirect(path=str(request.url_for("echo", name="target")), status_code=302)
+    return Redirect(path=str(request.url_for("echo", item="target")), status_code=302)
 
 
 @get("/teapot")
