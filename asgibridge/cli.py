@@ -37,12 +37,14 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import socket
 import sys
 import traceback
 from collections.abc import Sequence
 from typing import Any, Literal, cast
 
+from ._serve import DaphneLifespan
 from .dispatch import Dispatcher, Interface, as_asgi3, detect_interface
 
 __all__ = ["SERVERS", "ServeError", "build_app", "load_target", "main", "start_bridge"]
@@ -386,23 +388,26 @@ def _run_daphne(o: argparse.Namespace, target: str, native: list[str]) -> int:
             "daphne runs one process; drop --workers, or use --server uvicorn/hypercorn/granian "
             "for several worker processes"
         )
-    if o.lifespan == "on":
-        raise ServeError(
-            "daphne does not send ASGI lifespan events, so --lifespan on cannot be honoured; "
-            "use --server uvicorn or hypercorn, or --lifespan auto"
-        )
-    if o.lifespan == "auto":
-        print(
-            "asgibridge serve: warning: daphne does not send ASGI lifespan events, so the app's "
-            "startup and shutdown code will not run (FastAPI lifespan state will be missing); "
-            "use --server uvicorn, hypercorn or granian if the app needs them",
-            file=sys.stderr,
-            flush=True,
-        )
+    if o.lifespan != "off":
+        # daphne sends no lifespan events: run them here, on daphne's loop, when its reactor
+        # starts (before it serves) and before it stops.
+        lifespan = DaphneLifespan(_built["asgi"], o.lifespan)
+        _built["asgi"] = lifespan
+        reactor = _attr("twisted.internet", "reactor")  # daphne.cli installed the asyncio one
+        reactor.callWhenRunning(lifespan.schedule_startup, reactor)
+        reactor.addSystemEventTrigger("before", "shutdown", lifespan.shutdown_deferred)
     args = ["--bind", o.host, "--port", str(o.port)]
     if o.root_path:
         args += ["--root-path", o.root_path]
     command_line_interface().run([*args, *native, target])
+    failed = getattr(_built["asgi"], "failed", None)
+    if failed is not None:
+        print(
+            f"asgibridge serve: error: the app's lifespan startup failed ({failed}): fix the "
+            "startup code, or pass --lifespan off if the app does not need it",
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 
@@ -463,11 +468,19 @@ def _run_waitress(o: argparse.Namespace, target: str, native: list[str]) -> int:
     if o.root_path:
         args += ["--url-prefix", o.root_path]
     _start_or_fail(_built["wsgi"])  # one process: startup before the first request
+    if hasattr(signal, "SIGTERM") and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # waitress ends only on Ctrl-C; without this, SIGTERM (docker stop, systemd) would kill
+        # the process before the bridge's lifespan shutdown runs at exit.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     return waitress_run(["waitress-serve", *args, *native, target]) or 0
 
 
 def _attr(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _start_or_fail(app: Any) -> None:

@@ -54,9 +54,16 @@ class Served:
 
 @contextlib.contextmanager
 def serve_cli(
-    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, script: bool = False
+    *args: str,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    script: bool = False,
+    final_log: list[str] | None = None,
 ) -> Iterator[Served]:
-    """Run ``asgibridge serve ARGS --port 0``; yield once the URL answers HTTP."""
+    """Run ``asgibridge serve ARGS --port 0``; yield once the URL answers HTTP.
+
+    After the server has stopped, its whole output is appended to ``final_log``.
+    """
     if "--" in args:
         at = args.index("--")
         ours, native = list(args[:at]), list(args[at:])
@@ -94,6 +101,8 @@ def serve_cli(
                 raise AssertionError(
                     f"the server did not stop on SIGTERM:\n{log.read_text()}"
                 ) from None
+            if final_log is not None:
+                final_log.append(log.read_text(errors="replace"))
 
 
 def _wait_url(proc: subprocess.Popen[bytes], log: Path) -> str:
@@ -382,12 +391,8 @@ def test_every_other_server_serves_the_dispatcher(server: str) -> None:
         assert f"on {server}" in served.log()
         with httpx.Client(base_url=served.url, timeout=10) as client:
             assert client.get("/where").json()["path_info"] == "/where"
-            item = client.get("/api/v2/items/3")
-            if server == "daphne":  # no lifespan on daphne, so no state: said at startup
-                assert "does not send ASGI lifespan events" in served.log()
-                assert item.status_code == 500
-            else:
-                assert item.json()["name"] == "item 3"
+            # daphne sends no lifespan: asgibridge serve runs it on daphne's loop
+            assert client.get("/api/v2/items/3").json()["name"] == "item 3"
 
 
 def test_several_workers_rebuild_the_app_from_the_environment() -> None:
@@ -431,6 +436,47 @@ def test_asgi2_app_on_uvicorn(app_dir: Path) -> None:
         assert httpx.get(s.url + "/", timeout=10).text == "asgi2"
 
 
+LIFESPAN_APP = """
+import sys
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        print("STARTUP", file=sys.stderr, flush=True)
+        scope["state"]["greeting"] = "from startup"
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        print("SHUTDOWN", file=sys.stderr, flush=True)
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": scope["state"]["greeting"].encode()})
+"""
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "daphne", "gunicorn", "waitress"])
+def test_a1_lifespan_runs_on_every_kind_of_server(app_dir: Path, server: str) -> None:
+    """Startup before the first request, state in each request, shutdown when stopped.
+
+    daphne sends no lifespan events itself; asgibridge serve runs them on its loop.
+    """
+    write(app_dir, "cli_lifespan", LIFESPAN_APP)
+    native = _gunicorn_native() if server == "gunicorn" else []
+    final: list[str] = []
+    with serve_cli(
+        "cli_lifespan:app",
+        "--server",
+        server,
+        *native,
+        env={"PYTHONPATH": f"{app_dir}:{ROOT}"},
+        final_log=final,
+    ) as served:
+        assert "STARTUP" in served.log()
+        assert httpx.get(served.url + "/", timeout=10).text == "from startup"
+    assert "SHUTDOWN" in final[0]
+
+
 FAILING_STARTUP = """
 from asgibridge import Dispatcher
 
@@ -450,7 +496,7 @@ app = Dispatcher({"/api": broken}, default=legacy)
 """
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "gunicorn", "waitress"])
+@pytest.mark.parametrize("server", ["uvicorn", "daphne", "gunicorn", "waitress"])
 def test_a1_a_failed_startup_stops_the_server_loudly(app_dir: Path, server: str) -> None:
     write(app_dir, "cli_broken", FAILING_STARTUP)
     env = {k: v for k, v in os.environ.items() if k != "ASGIBRIDGE_SERVE"}
