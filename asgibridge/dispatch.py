@@ -74,8 +74,10 @@ def detect_interface(app: object) -> Interface:
     * ``async def app(scope, receive, send)``, or an object whose
       ``__call__`` is a coroutine function (Starlette, FastAPI, Quart,
       Django's ``ASGIHandler``, :class:`Dispatcher`): ``"asgi3"``.
-    * A class (instantiated with the scope), or a plain callable taking one
-      positional argument: ``"asgi2"`` (the double-callable form).
+    * A class whose constructor takes one positional argument (the scope),
+      or a plain callable taking one: ``"asgi2"`` (the double-callable form).
+      A class whose constructor takes two (``environ, start_response``) is a
+      PEP 3333 application class: ``"wsgi"``.
     * A plain callable taking two positional arguments (``environ,
       start_response``: Flask, Django's ``WSGIHandler``, Pyramid, Bottle):
       ``"wsgi"``; with three (``scope, receive, send``): ``"asgi3"``.
@@ -91,28 +93,16 @@ def detect_interface(app: object) -> Interface:
             "Point at the application object itself (for example 'module:app')."
         )
     if inspect.isclass(app):
-        return "asgi3" if hasattr(app, "__await__") else "asgi2"
+        if hasattr(app, "__await__"):
+            return "asgi3"
+        # PEP 3333 allows a class as the app: its instances are the response iterables.
+        return "wsgi" if _required_positional(app) == 2 else "asgi2"
     call = getattr(app, "__call__", None)  # noqa: B004 - the bound method, for its signature
     if iscoroutinefunction(app) or (
         not inspect.isfunction(app) and not inspect.ismethod(app) and iscoroutinefunction(call)
     ):
         return "asgi3"
-    try:
-        sig = inspect.signature(app)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"cannot tell whether {app!r} is a WSGI or an ASGI application: it has no "
-            f"inspectable signature; {_OVERRIDE_HINT}"
-        ) from None
-    positional = 0
-    for p in sig.parameters.values():
-        if p.kind is p.VAR_POSITIONAL:
-            raise TypeError(
-                f"cannot tell whether {app!r} is a WSGI or an ASGI application: it takes "
-                f"*{p.name}; {_OVERRIDE_HINT}"
-            )
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
-            positional += 1
+    positional = _required_positional(app)
     if positional == 2:
         return "wsgi"
     if positional == 1:
@@ -125,6 +115,29 @@ def detect_interface(app: object) -> Interface:
         "an ASGI 3 app 3 (scope, receive, send) and an ASGI 2 app 1 (scope). Point at the "
         f"application object, or {_OVERRIDE_HINT}."
     )
+
+
+def _required_positional(app: Any) -> int:
+    """How many positional arguments ``app(...)`` requires (a class: its constructor)."""
+    try:
+        sig = inspect.signature(app)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"cannot tell whether {app!r} is a WSGI or an ASGI application: it has no "
+            f"inspectable signature; {_OVERRIDE_HINT}"
+        ) from None
+    positional = 0
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_POSITIONAL:
+            if inspect.isclass(app):  # object.__init__(*args): the ASGI 2 reading
+                return 1
+            raise TypeError(
+                f"cannot tell whether {app!r} is a WSGI or an ASGI application: it takes "
+                f"*{p.name}; {_OVERRIDE_HINT}"
+            )
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
+            positional += 1
+    return positional
 
 
 def _check_interface(interface: object) -> Interface:

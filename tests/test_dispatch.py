@@ -115,6 +115,16 @@ class _Asgi2Class:
         pass
 
 
+class _WsgiClass:
+    """PEP 3333's application class: the instance is the response iterable."""
+
+    def __init__(self, environ: Any, start_response: Any) -> None:
+        start_response("200 OK", [])
+
+    def __iter__(self) -> Any:
+        yield b"class"
+
+
 class _Asgi3Object:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         pass
@@ -140,6 +150,7 @@ def _detect_cases() -> list[Any]:
         pytest.param(FastAPI(), "asgi3", id="fastapi"),
         pytest.param(WsgiToAsgi(make_wsgi("w")), "asgi3", id="WsgiToAsgi"),
         pytest.param(Dispatcher({}), "asgi3", id="Dispatcher"),
+        pytest.param(_WsgiClass, "wsgi", id="wsgi-class"),
         pytest.param(_asgi2, "asgi2", id="asgi2-function"),
         pytest.param(_Asgi2Class, "asgi2", id="asgi2-class"),
     ]
