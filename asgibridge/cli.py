@@ -106,8 +106,17 @@ def _django_app(settings: str, server_kind: str, interface: Interface | None) ->
     # Django's own WSGI stack by default, on either kind of server: sync views run as they
     # do under any WSGI server, and on an ASGI server WsgiToAsgi wraps it.
     if interface in ("asgi3", "asgi2"):
-        return _attr("django.core.asgi", "get_asgi_application")()
-    return _attr("django.core.wsgi", "get_wsgi_application")()
+        module, name = "django.core.asgi", "get_asgi_application"
+    else:
+        module, name = "django.core.wsgi", "get_wsgi_application"
+    try:
+        return _attr(module, name)()
+    except Exception as exc:  # ImproperlyConfigured, an app's import error, ...
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        raise ServeError(
+            f"{detail}\nDjango's {name}() failed for settings {settings!r}: {exc} "
+            "(traceback above). Fix the settings or the app it names."
+        ) from None
 
 
 def _app_like_names(module: Any) -> list[str]:
