@@ -455,11 +455,12 @@ async def app(scope, receive, send):
 """
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "daphne", "gunicorn", "waitress"])
+@pytest.mark.parametrize("server", ["daphne", "gunicorn", "waitress"])
 def test_a1_lifespan_runs_on_every_kind_of_server(app_dir: Path, server: str) -> None:
     """Startup before the first request, state in each request, shutdown when stopped.
 
-    daphne sends no lifespan events itself; asgibridge serve runs them on its loop.
+    daphne sends no lifespan events itself; asgibridge serve runs them on its loop. On
+    gunicorn and waitress AsgiToWsgi runs them (uvicorn, hypercorn, granian: their own).
     """
     write(app_dir, "cli_lifespan", LIFESPAN_APP)
     native = _gunicorn_native() if server == "gunicorn" else []
@@ -497,7 +498,7 @@ app = Dispatcher({"/api": broken}, default=legacy)
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "daphne", "gunicorn", "waitress"])
-def test_a1_a_failed_startup_stops_the_server_loudly(app_dir: Path, server: str) -> None:
+def test_a1_a_failed_dispatcher_startup_stops_the_server_loudly(app_dir: Path, server: str) -> None:
     write(app_dir, "cli_broken", FAILING_STARTUP)
     env = {k: v for k, v in os.environ.items() if k != "ASGIBRIDGE_SERVE"}
     env["PYTHONPATH"] = f"{app_dir}:{ROOT}"
@@ -551,7 +552,6 @@ urlpatterns = [path("hello", hello)]
     "args",
     [
         pytest.param(["cli_site.settings"], id="settings-as-target"),
-        pytest.param(["--django-settings", "cli_site.settings"], id="django-settings"),
         pytest.param(
             ["--django-settings", "cli_site.settings", "--interface", "asgi3"], id="asgi-handler"
         ),
