@@ -72,7 +72,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"Django test modules or labels (default: {' '.join(FULL_MODULES)})",
     )
     p.add_argument("--quick", action="store_true", help=f"the CI subset: {' '.join(QUICK_MODULES)}")
-    p.add_argument("--django-version", help="run against this Django in a venv under the cache dir")
+    p.add_argument(
+        "--django-version",
+        help="run against this Django (exact, or a series such as 4.2 or 6) in a venv under "
+        "the cache dir",
+    )
     p.add_argument(
         "--asgiref-version", help="asgiref for that venv (default: newest the index has)"
     )
@@ -109,6 +113,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="reuse stock results cached by an earlier run with the same Django/Python/asgiref",
     )
     p.add_argument(
+        "--handler",
+        action="store_true",
+        help="on the asgibridge side, also replace Django's ASGIHandler with "
+        "asgibridge.django.ASGIHandler (fewer hand-offs per request)",
+    )
+    p.add_argument(
         "--asgibridge-src",
         type=Path,
         help="a directory holding the asgibridge package to judge (default: the installed one)",
@@ -139,8 +149,15 @@ def prepare(args: argparse.Namespace) -> tuple[str, str, Path]:
             check=True,
         ).stdout.strip()
         if dist_version(python, "django") != want:
+            # "4.2" or "6" mean the newest release of that series; "4.2.27" is exact.
+            parts = want.split(".")
+            if len(parts) >= 3:
+                spec = f"django=={want}"
+            else:
+                upper = [*parts[:-1], str(int(parts[-1]) + 1)]
+                spec = f"django>={want},<{'.'.join(upper)}"
             reqs = [
-                f"django=={want}",
+                spec,
                 f"asgiref=={args.asgiref_version}" if args.asgiref_version else "asgiref",
             ]
             print(
@@ -240,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     modules = args.modules or (QUICK_MODULES if args.quick else FULL_MODULES)
     if args.asgibridge_src:
         os.environ["ASGIBRIDGE_SUITE_SRC"] = str(args.asgibridge_src.resolve())
+    if args.handler:
+        os.environ["ASGIBRIDGE_SUITE_HANDLER"] = "1"
     try:
         python, version, src = prepare(args)
     except (SuiteError, subprocess.CalledProcessError) as exc:

@@ -128,8 +128,14 @@ def ensure_venv(python: str, where: Path, requirements: Iterable[str]) -> str:
 
 
 def child_env(shim: bool, missing_log: Path | None = None) -> dict[str, str]:
-    """Environment for a test child: the shim directory on PYTHONPATH, switched by ``shim``."""
+    """Environment for a test child: the shim directory on PYTHONPATH, switched by ``shim``.
+
+    ``ASGIBRIDGE_SUITE_HANDLER=1`` in this process's environment (django_suite.py's
+    ``--handler``) is passed on to the asgibridge side only.
+    """
     env = dict(os.environ)
+    if not shim:
+        env.pop("ASGIBRIDGE_SUITE_HANDLER", None)
     env.pop("PYTHONPATH", None)
     # ASGIBRIDGE_SUITE_SRC: a directory holding another asgibridge package (for example
     # an exported commit) that the children import instead of the installed one.

@@ -71,5 +71,23 @@ def _install() -> None:
     asgiref.sync = shim  # type: ignore[attr-defined]
 
 
+def _install_handler() -> None:
+    """Make Django's ASGIHandler asgibridge.django's (``ASGIBRIDGE_SUITE_HANDLER=1``).
+
+    Django's own ``get_asgi_application()`` and every test that names
+    ``django.core.handlers.asgi.ASGIHandler`` then build asgibridge's subclass, which
+    runs a sync view and its sync middleware in fewer thread hand-offs.
+    """
+    import django.core.asgi
+    import django.core.handlers.asgi
+
+    from asgibridge.django import ASGIHandler
+
+    django.core.handlers.asgi.ASGIHandler = ASGIHandler  # type: ignore[misc]
+    django.core.asgi.ASGIHandler = ASGIHandler  # type: ignore[attr-defined]
+
+
 if os.environ.get("ASGIBRIDGE_SUITE_SHIM") == "1":
     _install()
+    if os.environ.get("ASGIBRIDGE_SUITE_HANDLER") == "1":
+        _install_handler()
