@@ -59,7 +59,7 @@ try:
     import django
     from django.conf import settings
     from django.core import signals
-    from django.core.exceptions import MiddlewareNotUsed, RequestAborted
+    from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed, RequestAborted
     from django.core.handlers import asgi as _django_asgi
     from django.core.handlers.base import BaseHandler
     from django.core.handlers.exception import convert_exception_to_response
@@ -241,8 +241,6 @@ class _Chains:
             except MiddlewareNotUsed:
                 continue
             if instance is None:
-                from django.core.exceptions import ImproperlyConfigured
-
                 raise ImproperlyConfigured(f"Middleware factory {path} returned None.")
             # The hooks below are called by core._get_response, on the request's thread.
             if hasattr(instance, "process_view"):

@@ -161,6 +161,32 @@ def test_u7_sync_view_sees_no_loop_and_runs_on_its_middleware_thread(
     assert r.headers["x-served-by"] == ("async" if server.mode == "asgi" else "sync")
 
 
+def test_request_signals_fire_in_order_on_the_view_thread(
+    server: Server, client: httpx.Client
+) -> None:
+    """request_started, then the view, then request_finished (after the body is sent)."""
+    assert client.get("/sync/").status_code == 200
+    deadline = time.monotonic() + 5.0
+    while True:  # bounded: request_finished may land just after the client has the body
+        events = client.get("/events/").json()["events"]
+        starts = [i for i, e in enumerate(events) if e[0] == "started" and e[2] == "/sync/"]
+        assert starts, events
+        tail = events[starts[-1] :]
+        if any(e[0] == "finished" for e in tail):
+            break
+        assert time.monotonic() < deadline, events
+        time.sleep(0.02)
+    if server.mode == "wsgi-greenlet":
+        # Every request runs on the loop's thread, so /events/ may interleave.
+        kinds = [e[0] for e in tail]
+        assert kinds.index("started") < kinds.index("view") < kinds.index("finished"), tail
+    else:
+        # The thread that ran the signal runs the view and the close, and nothing
+        # else in between.
+        mine = [e[0] for e in tail if e[1] == tail[0][1]]
+        assert mine[:3] == ["started", "view", "finished"], tail
+
+
 def test_async_view_runs_on_a_loop(client: httpx.Client) -> None:
     r = client.get("/async/")
     assert r.status_code == 200, r.text

@@ -13,6 +13,7 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.middleware.csrf import get_token
 from django.views.decorators.http import require_http_methods
 
+from .apps import EVENTS
 from .models import Note
 
 
@@ -26,6 +27,7 @@ def _loop_running() -> bool:
 
 def sync_view(request: Any) -> JsonResponse:
     """A sync view: it sees no running loop, and runs on its sync middleware's thread."""
+    EVENTS.append(("view", threading.get_ident(), request.path))
     return JsonResponse(
         {
             "kind": "sync",
@@ -101,6 +103,11 @@ def stream(request: Any) -> StreamingHttpResponse:
     """Streams five lines, with an iterator native to the handler (async on ASGI)."""
     content: Any = _achunks() if isinstance(request, ASGIRequest) else _chunks()
     return StreamingHttpResponse(content, content_type="text/plain")
+
+
+def events(request: Any) -> JsonResponse:
+    """The recorded request signals and sync-view calls, oldest first."""
+    return JsonResponse({"events": [list(e) for e in EVENTS]})
 
 
 def boom(request: Any) -> HttpResponse:

@@ -17,4 +17,5 @@ urlpatterns = [
     path("stream/", views.stream),
     path("cookies/", views.cookies),
     path("boom/", views.boom),
+    path("events/", views.events),
 ]
