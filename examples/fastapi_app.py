@@ -2,6 +2,7 @@
 
 ::
 
+    asgibridge serve examples.fastapi_app:app --server gunicorn
     gunicorn -k gthread --threads 8 examples.fastapi_app:wsgi_app
     waitress-serve --threads 8 examples.fastapi_app:wsgi_app
 

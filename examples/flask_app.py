@@ -2,7 +2,7 @@
 
 Run it with::
 
-    uvicorn examples.flask_app:asgi_app
+    asgibridge serve examples.flask_app:app      # or: uvicorn examples.flask_app:asgi_app
 
 then try ``curl localhost:8000/``, ``curl -d hello localhost:8000/echo`` and
 ``curl -N localhost:8000/stream``.
