@@ -17,7 +17,8 @@ sequential requests driven straight into the ASGI or WSGI callable):
   i.e. only the sync module swapped (how far swapping alone goes);
 * ``asgibridge.django``: ``asgibridge.django.get_asgi_application()``;
 * ``asgibridge.django, no hand-off``: the same with its two hand-offs made plain calls on
-  the loop: not a valid way to run Django, but the floor of the ASGI side;
+  the loop: not a valid way to run Django, but the floor of the ASGI side (on Django 4.2,
+  whose ``send_response`` closes the response itself, the close keeps its hand-off);
 * ``WSGIHandler (floor)``: ``get_wsgi_application()`` called directly, no server, no hand-off.
 
 Hand-offs per request are counted in a separate, untimed pass by wrapping
