@@ -615,9 +615,11 @@ def _serve(o: argparse.Namespace, native: list[str]) -> int:
     no_lifespan = o.lifespan == "off" and o.server == "hypercorn"
     if no_lifespan:
         built = _NoLifespan(built)
-    if server_kind == "wsgi" and o.executor != "thread":
+    if o.executor != "thread" and "WsgiToAsgi" not in how:
         print(
-            "asgibridge serve: note: --executor applies to WSGI apps on ASGI servers; ignored",
+            "asgibridge serve: note: --executor applies to a WSGI app served on an ASGI server, "
+            "so it is ignored here (a Dispatcher's WSGI children take "
+            "Dispatcher(..., wsgi_options={'executor': 'greenlet'}))",
             file=sys.stderr,
         )
     o.port = _claim_port(o.host, o.port)

@@ -322,8 +322,10 @@ def test_console_script_exists_and_helps() -> None:
         assert option in done.stdout
 
 
-def test_flask_on_uvicorn_via_serve() -> None:
-    with serve_cli("examples.flask_app:app", "--executor", "greenlet") as served:
+@pytest.mark.parametrize("executor", [[], ["--executor", "greenlet"]], ids=["default", "greenlet"])
+def test_flask_on_uvicorn_via_serve(executor: list[str]) -> None:
+    with serve_cli("examples.flask_app:app", *executor) as served:
+        assert f"({executor[-1] if executor else 'thread'})" in served.log()
         assert "through WsgiToAsgi" in served.log() and "on uvicorn" in served.log()
         with httpx.Client(base_url=served.url, timeout=10) as client:
             assert client.get("/").text == "Hello, World!"
