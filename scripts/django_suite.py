@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -204,7 +205,10 @@ def run_module(
     ]
     env = child_env(shim, out / "missing-names.txt")
     f = open(log, "wb")
-    proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=src / "tests")
+    # A session of its own, so that a hung run can be ended with its parallel workers.
+    proc = subprocess.Popen(
+        cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=src / "tests", start_new_session=True
+    )
     proc._log = f  # type: ignore[attr-defined]
     proc._results = results  # type: ignore[attr-defined]
     proc._started = time.monotonic()  # type: ignore[attr-defined]
@@ -217,7 +221,7 @@ def wait_module(proc: subprocess.Popen[bytes], timeout: float) -> tuple[dict[str
     try:
         rc = proc.wait(timeout + 60)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         rc = proc.wait()
         problem = f"killed after {timeout + 60:.0f}s"
     wall = time.monotonic() - proc._started  # type: ignore[attr-defined]
@@ -225,11 +229,10 @@ def wait_module(proc: subprocess.Popen[bytes], timeout: float) -> tuple[dict[str
     path: Path = proc._results  # type: ignore[attr-defined]
     if path.exists():
         return json.loads(path.read_text()), wall, problem
-    return (
-        {},
-        wall,
-        problem or f"no results (exit {rc}; hung or crashed, see {path.with_suffix('.log')})",
-    )
+    log = path.with_suffix(".log")
+    if not problem and log.exists() and b"Timeout (" in log.read_bytes()[:200]:
+        problem = f"timed out after --timeout {timeout:g}s; every thread's stack is in {log}"
+    return {}, wall, problem or f"no results (exit {rc}; crashed? see {log})"
 
 
 def slowest_changes(
