@@ -83,7 +83,9 @@ class ErrorLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         with self._guard:
-            self.records.append(record)
+            # Installed on several loggers; a record that propagates is counted once.
+            if not any(r is record for r in self.records):
+                self.records.append(record)
 
     def texts(self) -> list[str]:
         fmt = logging.Formatter("%(name)s: %(message)s")
