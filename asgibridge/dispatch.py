@@ -48,7 +48,7 @@ import anyio
 import anyio.abc
 
 from .asgi import AsgiToWsgi
-from .errors import LifespanError
+from .errors import LifespanError, ServerProtocolError
 from .sync import iscoroutinefunction
 from .wsgi import WsgiToAsgi
 
@@ -253,6 +253,11 @@ class Dispatcher:
             seen[prefix] = raw
             children.append(self._child(prefix, app, overrides.pop(raw, None)))
         self.default: _Child | None = None
+        if default is not None and "" in seen:
+            raise ValueError(
+                f"mount {seen['']!r} and default= both name the app for every other path; "
+                "pass only one of them"
+            )
         if default is not None:
             self.default = self._child("", default, overrides.pop(None, None))
         if overrides:
@@ -534,7 +539,10 @@ async def _not_found(kind: str, receive: Receive, send: Send) -> None:
         if message["type"] == "websocket.connect":
             await send({"type": "websocket.close", "code": 1000})
     else:
-        raise LifespanError(f"Dispatcher cannot route ASGI scope type {kind!r}")
+        raise ServerProtocolError(
+            f"Dispatcher cannot route ASGI scope type {kind!r}: it routes 'http' and "
+            "'websocket' scopes by path; send other scope types to another app"
+        )
 
 
 _wsgi_dispatchers: weakref.WeakSet[WsgiDispatcher] = weakref.WeakSet()

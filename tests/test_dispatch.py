@@ -278,11 +278,13 @@ async def test_no_default_answers_404_and_closes_websockets(anyio_backend: Any) 
         pytest.param({"/a?b": None}, ValueError, id="query"),
         pytest.param({"/a": None, "/a/": None}, ValueError, id="same-path-twice"),
         pytest.param({1: None}, TypeError, id="not-a-str"),
+        pytest.param({"/": None, "default": None}, ValueError, id="root-mount-and-default"),
     ],
 )
 async def test_bad_mounts_are_refused(mounts: dict[Any, Any], error: type[Exception]) -> None:
+    default = make_asgi("d") if "default" in mounts else None
     with pytest.raises(error):
-        Dispatcher({k: make_asgi("x") for k in mounts})
+        Dispatcher({k: make_asgi("x") for k in mounts if k != "default"}, default=default)
 
 
 # ------------------------------------------------------------------ paths (C1)
