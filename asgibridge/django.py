@@ -279,6 +279,26 @@ else:  # Django 4.2: a method of the handler
         return handler.get_script_prefix(scope)  # type: ignore[no-any-return]
 
 
+#: Methods whose override by a subclass sends every request through Django's own code,
+#: since the fast path does not call them.
+_REQUEST_CYCLE = (
+    "get_response",
+    "get_response_async",
+    "_get_response",
+    "_get_response_async",
+    "run_get_response",
+    "load_middleware",
+    "resolve_request",
+    "make_view_atomic",
+    "check_response",
+    "process_exception_by_middleware",
+)
+
+
+def _overrides_request_cycle(cls: type) -> bool:
+    return any(getattr(cls, name) is not getattr(ASGIHandler, name) for name in _REQUEST_CYCLE)
+
+
 def _close_response(response: Any) -> None:
     response.close()
 
@@ -313,7 +333,9 @@ class ASGIHandler(_django_asgi.ASGIHandler):  # type: ignore[misc]
     def __init__(self) -> None:
         install()
         super().__init__()
-        self._chains = _Chains(self)
+        self._chains: _Chains | None = None
+        if not _overrides_request_cycle(type(self)):
+            self._chains = _Chains(self)
         self._serve_sync = _bridge.sync_to_async(self._respond, thread_sensitive=True)
         self._close_sync = _bridge.sync_to_async(_close_response, thread_sensitive=True)
         self._sync_paths: dict[tuple[object, str], bool] = {}
@@ -359,6 +381,7 @@ class ASGIHandler(_django_asgi.ASGIHandler):  # type: ignore[misc]
         request, error_response = self.create_request(scope, body_file)
         if request is None:
             return None, error_response
+        assert self._chains is not None
         return request, self._finish(self._chains.core.get_response(request))
 
     def _finish(self, response: Any) -> Any:
@@ -378,13 +401,15 @@ class ASGIHandler(_django_asgi.ASGIHandler):  # type: ignore[misc]
         request, error_response = self.create_request(scope, body_file)
         if request is None:
             return None, error_response
+        assert self._chains is not None
         outer = self._chains.outer
         assert outer is not None
         return request, self._finish(await outer.get_response_async(request))
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request: Django's own ``handle`` unless the view is sync."""
-        if not self._view_is_sync(scope):
+        # getattr: a subclass may skip this __init__, as ASGIStaticFilesHandler does.
+        if getattr(self, "_chains", None) is None or not self._view_is_sync(scope):
             await super().handle(scope, receive, send)
             return
         try:
@@ -404,6 +429,7 @@ class ASGIHandler(_django_asgi.ASGIHandler):  # type: ignore[misc]
             body_file.close()
 
     def _respond_any(self, scope: Scope, body_file: Any, prefix: str) -> Awaitable[tuple[Any, Any]]:
+        assert self._chains is not None
         if self._chains.outer is None:
             return self._serve_sync(scope, body_file, prefix)
         return self._respond_split(scope, body_file)

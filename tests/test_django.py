@@ -342,6 +342,87 @@ def test_server_log_has_only_the_expected_errors(server: Server) -> None:
         assert bad not in text, text
 
 
+_IN_PROCESS = """
+import asyncio
+import django
+from django.conf import settings
+from django.http import HttpResponse
+from django.urls import path
+
+def hello(request):
+    return HttpResponse(b"hi")
+
+urlpatterns = [path("", hello)]
+settings.configure(
+    ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"], SECRET_KEY="k" * 50,
+    MIDDLEWARE=["django.middleware.common.CommonMiddleware"],
+)
+from asgibridge.django import ASGIHandler, get_asgi_application, install
+install()
+import asgiref.sync
+
+calls = []
+original = asgiref.sync.SyncToAsync.__call__
+async def counting(self, *a, **k):
+    calls.append(getattr(self.func, "__qualname__", repr(self.func)))
+    return await original(self, *a, **k)
+asgiref.sync.SyncToAsync.__call__ = counting
+
+class Custom(ASGIHandler):
+    async def get_response_async(self, request):
+        response = await super().get_response_async(request)
+        response["X-Custom"] = "yes"
+        return response
+
+async def get(app):
+    sent, done = [], asyncio.Event()
+    async def receive():
+        if not sent:
+            sent.append(None)
+            return {"type": "http.request", "body": b""}
+        await done.wait()
+        return {"type": "http.disconnect"}
+    out = []
+    async def send(message):
+        out.append(message)
+    scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"",
+             "headers": [(b"host", b"x")], "server": ("x", 80)}
+    await app(scope, receive, send)
+    headers = dict(out[0]["headers"])
+    return out[0]["status"], headers, b"".join(m.get("body", b"") for m in out[1:])
+
+async def main():
+    plain = get_asgi_application()
+    custom = Custom()
+    for app, handoffs, tagged in ((plain, 2, False), (custom, 5, True)):
+        del calls[:]
+        status, headers, body = await get(app)
+        assert (status, body) == (200, b"hi"), (status, body)
+        assert (b"X-Custom" in headers) == tagged, headers
+        assert len(calls) == handoffs, (type(app).__name__, calls)
+    print("ok")
+
+asyncio.run(main())
+"""
+
+
+def test_subclass_overriding_get_response_async_takes_djangos_path() -> None:
+    """The fast path skips get_response_async, so a subclass overriding it must not take it.
+
+    One MiddlewareMixin: the fast path takes 2 hand-offs, Django's own path 5 (signal,
+    process_request, view, process_response, close).
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", _IN_PROCESS],
+        env=_env(Path("unused.sqlite3")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_install_rebinds_names_imported_before_it() -> None:
     """install(): Django modules imported first get asgibridge's objects; asgiref's own don't."""
     code = """
