@@ -20,6 +20,7 @@ Exit status: 0 when every failure is explained (``compat_matrix.known``),
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -78,6 +79,7 @@ class Cell:
     restarts: int = 0
     timing: dict[str, float] = field(default_factory=dict)
     log_tail: str = ""
+    log_markers: list[str] = field(default_factory=list)  # known symptoms seen in the log
 
     @property
     def id(self) -> str:
@@ -100,6 +102,7 @@ class Cell:
             "timing": {k: round(v, 2) for k, v in self.timing.items()},
             "scenarios": self.results,
             **({"log_tail": self.log_tail} if self.log_tail else {}),
+            **({"log_markers": self.log_markers} if self.log_markers else {}),
         }
 
 
@@ -187,6 +190,7 @@ def run_cell(cell: Cell, env: PythonEnv) -> None:
             proc.stop()
             cell.timing["stop"] = time.monotonic() - t
             log = proc.log_tail(size=1 << 20)
+            cell.log_markers = sorted({r.log for r in known.EXPLAINED if r.log and r.log in log})
             if any(r["status"] == "fail" for r in cell.results.values()):
                 cell.log_tail = log[-2000:]
     cell.results = {n: cell.results[n] for n in todo if n in cell.results}
@@ -216,6 +220,35 @@ def _summary(cell: Cell) -> str:
     return text + (f"  [{', '.join(bad)}]" if bad else "")
 
 
+def rerender(path: Path, out: Path | None) -> int:
+    """Reclassify the failures of an earlier run and write its reports again."""
+    data = json.loads(path.read_text())
+    for c in data["cells"]:
+        for name, res in c["scenarios"].items():
+            if res["status"] != "fail":
+                continue
+            log = c.get("log_tail", "") + "\n".join(c.get("log_markers", []))
+            reason = known.explain(c["bridge"], c["framework"], c["server"], name, log)
+            if reason is not None:
+                res["measured"] = res.get("detail", "")
+                res.update(status=reason.kind, detail=reason.text, link=reason.link)
+    pythons = {p: (v["version"], v["packages"]) for p, v in data["pythons"].items()}
+    out = out or path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    docs = ROOT / "docs" / "compat.md" if out.resolve() == (ROOT / "compat_matrix") else None
+    new = report.write(
+        data["cells"],
+        pythons,
+        data["wall_seconds"],
+        out,
+        docs,
+        quick=data["quick"],
+        generated=data["generated"],
+    )
+    print(f"== rewrote {out / 'RESULTS.md'}: {report.totals_line(new['totals'])}")
+    return 1 if new["totals_asgibridge"].get("fail", 0) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m compat_matrix", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="one Python, a covering subset")
@@ -224,7 +257,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-peers", action="store_true", help="skip the a2wsgi column")
     ap.add_argument("--jobs", type=int, default=2, help="cells run at once (default 2)")
     ap.add_argument("--out", type=Path, help="directory for RESULTS.md and results.json")
+    ap.add_argument(
+        "--rerender",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="do not run: classify the failures in RESULTS_JSON again with the current "
+        "known reasons and write the reports from it",
+    )
     args = ap.parse_args(argv)
+    if args.rerender:
+        return rerender(args.rerender, args.out)
 
     t0 = time.monotonic()
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"

@@ -138,6 +138,67 @@ EXPLAINED = [
     Reason(
         "a2wsgi",
         "*",
+        "granian",
+        "form|json|upload-5mb|upload-chunked",
+        LIMIT,
+        "granian's receive() returns an awaitable that is not a coroutine, and a2wsgi's "
+        "WSGIMiddleware hands it to asyncio.run_coroutine_threadsafe: every read of a request "
+        "body raises TypeError ('A coroutine object is required'), and the app answers 500",
+        "https://asgi.readthedocs.io/en/latest/specs/main.html#applications",
+    ),
+    Reason(
+        "a2wsgi",
+        "flask|django|pyramid|bottle|falcon|plain",
+        "*",
+        "disconnect",
+        LIMIT,
+        "a2wsgi's WSGIMiddleware does not close the app's iterator when the client leaves: "
+        "the stream runs on to its end (asgibridge rule C14)",
+        "https://peps.python.org/pep-3333/#specification-details",
+    ),
+    Reason(
+        "a2wsgi",
+        "flask|pyramid|plain",
+        "*",
+        "upload-chunked",
+        LIMIT,
+        "a2wsgi's WSGIMiddleware sets no wsgi.input_terminated, so werkzeug (Flask) and "
+        "WebOb (Pyramid) read a body without Content-Length as empty",
+        "https://gist.github.com/mitsuhiko/5721547",
+    ),
+    Reason(
+        "a2wsgi",
+        "starlette|fastapi|quart|litestar|django-asgi",
+        "*",
+        "lifespan",
+        LIMIT,
+        "a2wsgi's ASGIMiddleware never runs the lifespan protocol, so state set at startup "
+        "is missing (asgibridge rule A1)",
+        "https://asgi.readthedocs.io/en/latest/specs/lifespan.html",
+    ),
+    Reason(
+        "a2wsgi",
+        "starlette|fastapi|quart|litestar|django-asgi",
+        "*",
+        "upload-chunked",
+        LIMIT,
+        "a2wsgi's ASGIMiddleware reads no body without CONTENT_LENGTH, even when the server "
+        "sets wsgi.input_terminated (asgibridge rule A3)",
+        "https://gist.github.com/mitsuhiko/5721547",
+    ),
+    Reason(
+        "a2wsgi",
+        "starlette|fastapi|quart|litestar|django-asgi",
+        "*",
+        "disconnect",
+        LIMIT,
+        "when the WSGI server closes the response iterator, a2wsgi's ASGIMiddleware leaves "
+        "the app's task running: its stream is not cancelled (asgibridge rule A4)",
+        "https://peps.python.org/pep-3333/#specification-details",
+    ),
+    Reason(
+        "a2wsgi",
+        "*",
         "uwsgi",
         "*",
         LIMIT,

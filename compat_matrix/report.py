@@ -9,6 +9,7 @@ every framework and server on every Python.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -45,6 +46,9 @@ def _cell_text(runs: dict[str, dict[str, Any]]) -> str:
     per_py: dict[str, str] = {}
     for py, scen in runs.items():
         run = [r["status"] for r in scen.values() if r["status"] != "n/a"]
+        if not run:
+            per_py[py] = "n/a"
+            continue
         passed = run.count("pass")
         worst = _worst(run)
         per_py[py] = f"{MARK[worst]} {passed}/{len(run)}"
@@ -78,47 +82,93 @@ def _grid(cells: list[dict[str, Any]], frameworks: list[str], servers: list[str]
     return lines
 
 
+def _glance(cells: list[dict[str, Any]]) -> list[str]:
+    """Per bridge: cells where everything that ran passed, and scenario passes."""
+    rows: dict[str, list[int]] = {}
+    for c in cells:
+        run = [r["status"] for r in c["scenarios"].values() if r["status"] != "n/a"]
+        if not run:
+            continue
+        row = rows.setdefault(c["bridge"], [0, 0, 0, 0, 0])
+        row[0] += 1
+        row[1] += all(s == "pass" for s in run)
+        row[2] += run.count("pass")
+        row[3] += len(run)
+        row[4] += sum(s in ("fail", "bug") for s in run)
+    lines = [
+        "| bridge | cells run | cells with every scenario passing | scenarios passed "
+        "| asgibridge bugs or unexplained failures |",
+        "|---|---|---|---|---|",
+    ]
+    for br, (n, ok, sp, sr, bad) in rows.items():
+        lines.append(
+            f"| {BRIDGE_LABEL.get(br, br)} | {n} | {ok} ({100 * ok / n:.0f}%) "
+            f"| {sp}/{sr} ({100 * sp / sr:.1f}%) | {bad} |"
+        )
+    return lines
+
+
 def _not_passing(cells: list[dict[str, Any]]) -> list[str]:
-    # Group identical outcomes over Python versions and servers, so one
-    # upstream limitation is one row, not forty.
-    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    """Every non-passing scenario, one row per (status, bridge, reason).
+
+    Within a row, each framework lists its scenarios and where they failed;
+    servers and Python versions are named only when not all of them are.
+    """
+    all_py = sorted({c["python"] for c in cells})
+    servers_of = {"wsgi": {s.name for s in ASGI_SERVERS}, "asgi": {s.name for s in WSGI_SERVERS}}
+    # (status, bridge, detail, link) -> framework -> scenario -> {(server, python)}
+    groups: dict[tuple[str, str, str, str], dict[str, dict[str, set[tuple[str, str]]]]] = {}
     for c in cells:
         for name, r in c["scenarios"].items():
             if r["status"] in ("pass", "n/a"):
                 continue
-            key = (
-                r["status"],
-                c["bridge"],
-                c["framework"],
-                name,
-                r.get("detail", ""),
-                r.get("link", ""),
-            )
-            groups[key].append(f"{c['server']} (py{c['python']})")
+            detail = r.get("detail", "")
+            if r["status"] == "fail":  # keep the measured text, but not ports and paths
+                detail = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", detail)
+            key = (r["status"], c["bridge"], detail, r.get("link", ""))
+            fw = groups.setdefault(key, {}).setdefault(c["framework"], {})
+            fw.setdefault(name, set()).add((c["server"], c["python"]))
+    if not groups:
+        return ["Every scenario that was run passed."]
     order = {s: i for i, s in enumerate(ORDER)}
-    lines = [
-        "| status | bridge | framework | scenario | where | reason |",
-        "|---|---|---|---|---|---|",
-    ]
-    for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[1], k[2], k[3])):
-        status, bridge, fw, scen, detail, link = key
-        where = _compact(groups[key])
+    lines = ["| status | bridge | reason | where |", "|---|---|---|---|"]
+    for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[1], k[2])):
+        status, bridge, detail, link = key
+        parts = []
+        for fw, scens in groups[key].items():
+            kind = "wsgi" if fw in WSGI_FRAMEWORKS else "asgi"
+            by_place: dict[frozenset[tuple[str, str]], list[str]] = defaultdict(list)
+            for scen, places in scens.items():
+                by_place[frozenset(places)].append(scen)
+            for places, scen_names in by_place.items():
+                parts.append(
+                    f"{fw}: {', '.join(scen_names)} on "
+                    + _where(set(places), servers_of[kind], all_py)
+                )
         reason = detail.replace("|", "\\|").replace("\n", " ")
         if link:
             reason += f" ([link]({link}))"
         lines.append(
-            f"| {MARK.get(status, '')} {status} | {BRIDGE_LABEL.get(bridge, bridge)} | {fw} "
-            f"| {scen} | {where} | {reason} |"
+            f"| {MARK.get(status, '')} {status} | {BRIDGE_LABEL.get(bridge, bridge)} "
+            f"| {reason} | {'<br>'.join(parts)} |"
         )
-    return lines if len(lines) > 2 else ["Every scenario that was run passed."]
+    return lines
 
 
-def _compact(places: list[str]) -> str:
-    by_server: dict[str, list[str]] = defaultdict(list)
-    for p in places:
-        server, py = p.split(" (py")
-        by_server[server].append(py.rstrip(")"))
-    return "; ".join(f"{s} ({', '.join(sorted(v))})" for s, v in by_server.items())
+def _where(places: set[tuple[str, str]], all_servers: set[str], all_py: list[str]) -> str:
+    by_py: dict[str, set[str]] = defaultdict(set)
+    for server, py in places:
+        by_py[py].add(server)
+    same = {frozenset(v) for v in by_py.values()}
+    if len(same) == 1:
+        servers = set(next(iter(same)))
+        srv = "every server" if servers >= all_servers else ", ".join(sorted(servers))
+        pys = sorted(by_py)
+        return srv + ("" if pys == all_py else f" (Python {', '.join(pys)})")
+    return "; ".join(
+        ("every server" if v >= all_servers else ", ".join(sorted(v))) + f" (Python {py})"
+        for py, v in sorted(by_py.items())
+    )
 
 
 def _na(cells: list[dict[str, Any]]) -> list[str]:
@@ -161,6 +211,7 @@ def write(
     docs: Path | None,
     *,
     quick: bool,
+    generated: str | None = None,
 ) -> dict[str, Any]:
     """Write ``results.json`` and ``RESULTS.md`` to ``out`` (and ``docs``); return the data."""
     totals: dict[str, int] = defaultdict(int)
@@ -173,7 +224,7 @@ def write(
                 ours[r["status"]] += 1
             if r.get("stale"):
                 stale.append(f"{c['id']} {name}: {r['stale']}")
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    stamp = generated or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     data = {
         "generated": stamp,
         "quick": quick,
@@ -206,12 +257,18 @@ def write(
         "a 5 MiB upload and a 2 MiB chunked one (checked by SHA-256); server-sent events; "
         "several cookies and the framework's own session; a redirect; status 418 with a custom "
         "header; the app mounted under `/mnt`; an app error answering 500; state set at "
-        "lifespan startup; a client that leaves mid-stream (the app's stream must be closed, and "
-        "the next request served); and, for Django, an ORM query on SQLite.",
+        "lifespan startup; a client that leaves mid-stream (the app's stream must be closed within 5 s, "
+        "and the next request served); and, for Django, an ORM query on SQLite.",
         "",
-        "A grid cell reads `passed/run`: ✅ all passed; 🟡 the rest fail for a documented "
-        "upstream reason (listed below); ❌ at least one failure that is an asgibridge bug or "
-        "is unexplained. When Python versions differ, each result names its versions.",
+        "A grid cell reads `passed/run` (scenarios that do not apply are not counted): ✅ all "
+        "passed; 🟡 the rest fail for a documented upstream reason, listed below with a link "
+        "(for the a2wsgi rows, a2wsgi's own behaviour counts as upstream); ❌ at least one "
+        "failure that is an asgibridge bug or is unexplained. Where Python versions differ, "
+        "each result names its versions; `n/a` means the combination cannot run at all.",
+        "",
+        "## At a glance",
+        "",
+        *_glance(cells),
         "",
         "## WSGI apps on ASGI servers (`WsgiToAsgi`)",
         "",
