@@ -488,6 +488,24 @@ def _attr(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def _note_double_bridge(app: Any, server_kind: str, server: str) -> None:
+    from .asgi import AsgiToWsgi
+    from .wsgi import WsgiToAsgi
+
+    inner: Any = None
+    if server_kind == "asgi" and isinstance(app, AsgiToWsgi):
+        inner, kind = app.app, "ASGI"
+    elif server_kind == "wsgi" and isinstance(app, WsgiToAsgi):
+        inner, kind = app.app, "WSGI"
+    if inner is not None:
+        print(
+            f"asgibridge serve: note: this app is already a bridge around the {kind} app "
+            f"{inner!r}, so {server} will serve it through two bridges; point "
+            f"asgibridge serve at the {kind} app itself to serve it directly",
+            file=sys.stderr,
+        )
+
+
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
@@ -615,6 +633,7 @@ def _serve(o: argparse.Namespace, native: list[str]) -> int:
     no_lifespan = o.lifespan == "off" and o.server == "hypercorn"
     if no_lifespan:
         built = _NoLifespan(built)
+    _note_double_bridge(app, server_kind, o.server)
     if o.executor != "thread" and "WsgiToAsgi" not in how:
         print(
             "asgibridge serve: note: --executor applies to a WSGI app served on an ASGI server, "

@@ -569,3 +569,15 @@ def test_a_django_project_from_its_settings_module(tmp_path: Path, args: list[st
     with serve_cli(*args, "--app-dir", str(tmp_path)) as served:
         text = httpx.get(served.url + "/hello", timeout=10).text
         assert text == "django '' /hello"
+
+
+def test_a_bridge_served_on_the_other_kind_of_server_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from examples import fastapi_app
+
+    cli._note_double_bridge(fastapi_app.wsgi_app, "asgi", "uvicorn")
+    err = capsys.readouterr().err
+    assert "already a bridge around the ASGI app" in err
+    cli._note_double_bridge(fastapi_app.app, "asgi", "uvicorn")
+    assert capsys.readouterr().err == ""
