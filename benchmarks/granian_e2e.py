@@ -104,18 +104,47 @@ def command(server: str, target: str, port: int, granian_loop: str) -> list[str]
     raise ValueError(f"unknown server {server!r}")
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its descendants (Linux /proc)."""
+    pids, i, total = [pid], 0, 0.0
+    while i < len(pids):
+        p = pids[i]
+        i += 1
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    pids += [int(c) for c in f.read().split()]
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run_one(
-    server: str, target: str, seconds: float, connections: int, log: Path, granian_loop: str
-) -> tuple[float, int, int]:
-    """Start the server, warm up for one second, measure; (req/s, non-2xx, socket errors)."""
+    server: str,
+    target: str,
+    seconds: float,
+    connections: int,
+    log: Path,
+    granian_loop: str,
+    root: Path = ROOT,
+) -> tuple[float, float, int]:
+    """Start the server, warm up for one second, measure.
+
+    Returns (req/s, server CPU microseconds per request, non-2xx + socket errors).
+
+    ``root`` is the source tree the server imports ``asgibridge`` and ``examples`` from.
+    """
     port = _harness.free_port()
     with log.open("ab") as err:
         err.write(f"==== {server} {target}\n".encode())
         err.flush()
         proc = subprocess.Popen(
             command(server, target, port, granian_loop),
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
             stdout=err,
             stderr=err,
             start_new_session=True,
@@ -123,7 +152,10 @@ def run_one(
         try:
             _harness.wait_ready(port, proc, server)
             _harness.wrk(port, 1, connections)
-            return _harness.wrk(port, seconds, connections)
+            cpu0 = _tree_cpu(proc.pid)
+            rps, non2xx, errors = _harness.wrk(port, seconds, connections)
+            cpu = (_tree_cpu(proc.pid) - cpu0) / max(rps * seconds, 1.0) * 1e6
+            return rps, cpu, non2xx + errors
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -148,6 +180,12 @@ def main() -> None:
         default="auto",
         help="granian's event loop for the ASGI interface (default: granian's own choice)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another source tree (e.g. a `git worktree` of an older commit): every bridge "
+        "contender runs from it too, as '<name> @base', in the same rounds",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -158,7 +196,16 @@ def main() -> None:
         for key in CONTENDERS
         if not args.only or any(key[0].startswith(g) or key[0] == g for g in args.only)
     ]
+    roots = dict.fromkeys(chosen, ROOT)
+    if args.baseline is not None:
+        for key in list(chosen):
+            if "To" in key[1]:  # WsgiToAsgi / AsgiToWsgi
+                base_key = (key[0], key[1] + " @base")
+                CONTENDERS[base_key] = CONTENDERS[key]
+                roots[base_key] = args.baseline.resolve()
+                chosen.insert(chosen.index(key) + 1, base_key)
     rps: dict[tuple[str, str], list[float]] = {key: [] for key in chosen}
+    cpu: dict[tuple[str, str], list[float]] = {key: [] for key in chosen}
     bad = dict.fromkeys(chosen, 0)
     log = Path(tempfile.gettempdir()) / "asgibridge-granian-e2e.log"
     log.write_bytes(b"")
@@ -167,12 +214,17 @@ def main() -> None:
         order = chosen[r % len(chosen) :] + chosen[: r % len(chosen)]
         for key in order:
             server, target = CONTENDERS[key]
-            value, non2xx, errors = run_one(
-                server, target, seconds, args.connections, log, args.granian_loop
+            value, used, failed = run_one(
+                server, target, seconds, args.connections, log, args.granian_loop, roots[key]
             )
             rps[key].append(value)
-            bad[key] += non2xx + errors
-            print(f"  round {r + 1}: {key[0]:<13} {key[1]:<22} {value:>9.0f}", flush=True)
+            cpu[key].append(used)
+            bad[key] += failed
+            print(
+                f"  round {r + 1}: {key[0]:<13} {key[1]:<28} {value:>9.0f} req/s "
+                f"{used:>6.1f} us CPU/req",
+                flush=True,
+            )
     load1 = os.getloadavg()[0]
     med = {key: statistics.median(v) for key, v in rps.items()}
     print(
@@ -180,8 +232,11 @@ def main() -> None:
         f"{rounds} round(s), median; granian --loop {args.granian_loop}; "
         f"load average {load0:.1f} at start, {load1:.1f} at end (2 cores)"
     )
-    print("| server | contender | req/s | of the group's first row | target | bad |")
-    print("|---|---|---:|---:|---:|---:|")
+    print(
+        "| server | contender | req/s | of the group's first row | target "
+        "| server CPU us/req | bad |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
     base: dict[str, float] = {}
     for key in chosen:
         group, name = key
@@ -190,7 +245,7 @@ def main() -> None:
         shown = f">= {target:.2f}" if target else ""
         print(
             f"| {group} | {name} | {med[key]:,.0f} | {med[key] / base[group]:.2f} | "
-            f"{shown} | {bad[key]} |"
+            f"{shown} | {statistics.median(cpu[key]):.1f} | {bad[key]} |"
         )
     for group in ("granian wsgi", "gunicorn"):
         ours, floor = med.get((group, "AsgiToWsgi")), med.get((group, "floor"))
