@@ -296,7 +296,9 @@ _REQUEST_CYCLE = (
 
 
 def _overrides_request_cycle(cls: type) -> bool:
-    return any(getattr(cls, name) is not getattr(ASGIHandler, name) for name in _REQUEST_CYCLE)
+    return any(
+        getattr(cls, name, None) is not getattr(ASGIHandler, name, None) for name in _REQUEST_CYCLE
+    )
 
 
 def _close_response(response: Any) -> None:

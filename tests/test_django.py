@@ -423,6 +423,68 @@ def test_subclass_overriding_get_response_async_takes_djangos_path() -> None:
     assert out.stdout.strip() == "ok"
 
 
+_DISCONNECT = """
+import asyncio, threading, time
+import django
+from django.conf import settings
+from django.core import signals
+from django.http import HttpResponse
+from django.urls import path
+
+def slow(request):
+    time.sleep(0.3)
+    events.append(("view", threading.get_ident()))
+    return HttpResponse(b"late")
+
+urlpatterns = [path("", slow)]
+settings.configure(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"], SECRET_KEY="k" * 50,
+                   MIDDLEWARE=[])
+events = []
+from asgibridge.django import get_asgi_application
+app = get_asgi_application()
+signals.request_started.connect(lambda **k: events.append(("started", threading.get_ident())),
+                                weak=False)
+signals.request_finished.connect(lambda **k: events.append(("finished", threading.get_ident())),
+                                 weak=False)
+
+async def main():
+    first = []
+    async def receive():
+        if not first:
+            first.append(None)
+            return {"type": "http.request", "body": b""}
+        await asyncio.sleep(0.05)
+        return {"type": "http.disconnect"}
+    out = []
+    async def send(message):
+        out.append(message["type"])
+    scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"",
+             "headers": [(b"host", b"x")], "server": ("x", 80)}
+    await asyncio.wait_for(app(scope, receive, send), 10)
+    kinds = [e[0] for e in events]
+    assert kinds == ["started", "view", "finished"], events
+    assert len({e[1] for e in events}) == 1, events
+    if django.VERSION >= (5, 0):
+        assert out == [], out  # Django 5+: the response of a gone client is not sent
+    print("ok")
+
+asyncio.run(main())
+"""
+
+
+def test_client_gone_during_a_sync_view() -> None:
+    """Django 5+: the view finishes on its thread, nothing is sent, request_finished once."""
+    out = subprocess.run(
+        [sys.executable, "-c", _DISCONNECT],
+        env=_env(Path("unused.sqlite3")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_install_rebinds_names_imported_before_it() -> None:
     """install(): Django modules imported first get asgibridge's objects; asgiref's own don't."""
     code = """
