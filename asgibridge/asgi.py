@@ -22,7 +22,15 @@ Failed startup
     The cause is logged once, with its traceback, on the
     ``asgibridge.asgi`` logger; :meth:`AsgiToWsgi.start` raises
     :class:`~asgibridge.errors.LifespanError`, and every request is answered
-    with 500 without reaching the application.
+    with 500 without reaching the application. In ``lifespan="auto"`` only
+    ``lifespan.startup.failed`` counts as a failure (rule A12): an app that
+    shows it does not speak lifespan is served without it (see
+    :mod:`asgibridge._asgi_lifespan`).
+
+Signals
+    The bridge installs no signal handlers. Shutdown runs where the server
+    lets the interpreter exit normally; docs/asgi.md tells, per server and
+    signal, when that is and how to make it so.
 """
 
 from __future__ import annotations
