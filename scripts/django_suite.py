@@ -114,6 +114,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="reuse stock results cached by an earlier run with the same Django/Python/asgiref",
     )
     p.add_argument(
+        "--show-slower",
+        action="store_true",
+        help="list the tests that took at least 50 ms longer with asgibridge",
+    )
+    p.add_argument(
         "--handler",
         action="store_true",
         help="on the asgibridge side, also replace Django's ASGIHandler with "
@@ -388,8 +393,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("\n".join(rows))
     slow = [(m, r) for m, d in summary["modules"].items() for r in d.get("slower", [])]
-    if slow:
-        print("\ntests that took at least 50 ms longer with asgibridge (top 5 per module):")
+    if slow and args.show_slower:
+        print(
+            "\ntests that took at least 50 ms longer with asgibridge (top 5 per module; the "
+            "two sides run at different times, so on a busy host this is mostly load):"
+        )
         for _m, (tid, a, b) in slow:
             print(f"  {tid}: stock {a * 1000:.0f} ms, asgibridge {b * 1000:.0f} ms")
     if missing:
