@@ -300,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    print(f"== judging {check.stdout.split(' ', 1)[1].strip()}", flush=True)
+    judged = check.stdout.split(" ", 1)[1].strip()
+    extra = " with asgibridge.django.ASGIHandler as Django's ASGIHandler" if args.handler else ""
+    print(f"== judging {judged}{extra}", flush=True)
 
     sides = [side for side in ("stock", "asgibridge") if args.only in (None, side)]
     summary: dict[str, Any] = {
@@ -312,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     all_diffs: list[tuple[str, str, str, str]] = []
     problems: list[str] = []
     header = (
-        f"{'module':16} {'side':11} {'run':>5} {'fail':>5} {'error':>5} {'skip':>5} {'wall s':>7}"
+        f"{'module':22} {'side':11} {'run':>5} {'fail':>5} {'error':>5} {'skip':>5} {'wall s':>7}"
     )
     rows = [header]
     for mod in modules:
@@ -347,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             t = totals(res[side])
             summary["modules"][mod][side] = {**t, "wall": round(walls[side], 1)}
             rows.append(
-                f"{mod:16} {side:11} {t['run']:5d} {t['fail'] + t['uxsuccess']:5d} {t['error']:5d} "
+                f"{mod:22} {side:11} {t['run']:5d} {t['fail'] + t['uxsuccess']:5d} {t['error']:5d} "
                 f"{t['skip']:5d} {walls[side]:7.1f}"
             )
         if len(sides) == 2:
