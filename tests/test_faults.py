@@ -580,9 +580,11 @@ class WsgiServer:
         self.escaped: BaseException | None = None
         self.stop_after = stop_after
         self.complete = False
+        self.exc_info: Any = None
 
     def start_response(self, status: str, headers: list[Any], exc_info: Any = None) -> Any:
         self.status = status
+        self.exc_info = exc_info
         return self.chunks.append
 
     def run(self, app: Any, environ: Environ) -> None:
@@ -644,6 +646,8 @@ def test_a4_a6_asgi_app_faults(
         time.sleep(0.05)
     assert server.status is not None and server.status.startswith(status), server.status
     assert server.complete is complete, (server.chunks, server.escaped)
+    if status == "500":  # so that WSGI test clients can re-raise the app's error (defect 8)
+        assert server.exc_info is not None and token in str(server.exc_info[1])
     assert_logged_once(log, fault, server.escaped)
     assert threading.active_count() <= threads
 
@@ -740,3 +744,48 @@ def test_a5_client_leaves_mid_upload_on_waitress(
         # client abandoned may never reach it. Either way nothing is left running.
         assert wait_for(lambda: bridge_tasks(asgi_bridge) <= tasks)
     assert log.texts() == []
+
+
+# ---------------------------------------------- AsgiToWsgi: faults at lifespan
+
+
+def _ignores_lifespan(mode: str) -> Callable[..., Any]:
+    """An app that mishandles the lifespan scope in the way ``mode`` names."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            if mode == "raises":
+                raise RuntimeError("this app has no lifespan")
+            if mode == "receives-twice":  # waits for a message that never comes
+                await receive()
+                await receive()
+                return
+            if mode == "receives-then-sends-http":  # raw middleware: receive() first
+                await receive()
+        # "sends-http" and the rest: answer as if every scope were http
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "mode", ["raises", "sends-http", "receives-then-sends-http", "receives-twice"]
+)
+def test_a12_lifespan_faults_do_not_stop_requests(mode: str) -> None:
+    """Lifespan "auto": an app that does not do lifespan is served at once, without it."""
+    threads = threading.active_count()
+    bridge = AsgiToWsgi(_ignores_lifespan(mode))
+    try:
+        server = WsgiServer()
+        t0 = time.monotonic()
+        server.run(bridge, environ_for("/"))
+        took = time.monotonic() - t0
+        assert (server.status, server.chunks, server.complete) == ("200 OK", [b"ok"], True)
+        assert took < 5.0, f"the first request waited {took:.1f}s for lifespan"
+        server = WsgiServer()
+        server.run(bridge, environ_for("/"))
+        assert server.status == "200 OK"
+    finally:
+        bridge.close(timeout=5)
+    assert wait_for(lambda: threading.active_count() <= threads), threading.enumerate()

@@ -274,6 +274,9 @@ def hostile_wsgi(environ: Environ, start_response: StartResponse) -> Iterable[by
         return _long(environ, start_response)
     if name == "no-reason":
         return _no_reason(environ, start_response)
+    if name == "padded":
+        start_response("200 OK", [("Set-Cookie", " a=b; Path=/"), ("Content-Length", "2 ")])
+        return [b"ok"]
     case = WSGI_CASES.get(name)
     if case is None:
         start_response("200 OK", [("Content-Length", "2")])
@@ -404,6 +407,10 @@ async def hostile_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "lifespan.shutdown.complete"})
         return
     name = scope["path"].strip("/")
+    if name == "padded":
+        await send(_start_msg(200, [(b"x-a", b" \tv \t"), (b"content-length", b"2")]))
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
     if name == "long":
         await send(_start_msg(200, [(b"content-length", b"5")]))
         await send({"type": "http.response.body", "body": b"12345EXTRA BYTES"})
@@ -467,3 +474,57 @@ def test_asgi_body_past_content_length_on_wsgiref() -> None:
     finally:
         bridge.close()
     assert raw.endswith(b"\r\n\r\n12345"), raw
+
+
+# =============================================================================
+# Header values that are only badly dressed, and hostile request framing
+# =============================================================================
+
+
+def test_c22_response_header_values_lose_surrounding_whitespace(uvicorn_port: int) -> None:
+    """Django's Set-Cookie has a leading space; h11 refuses it, so the bridge strips it."""
+    with capture() as log:
+        raw = raw_get(uvicorn_port, "/padded")
+    status, headers, body, complete = split(raw)
+    assert (status, body, complete) == (200, b"ok", True)
+    assert b"set-cookie: a=b; Path=/" in [h.lower()[:11] + h[11:] for h in headers], headers
+    assert log.lines() == []
+
+
+def test_a11_response_header_values_lose_surrounding_whitespace(waitress_port: int) -> None:
+    with capture() as log:
+        raw = raw_get(waitress_port, "/padded")
+    status, headers, body, complete = split(raw)
+    assert (status, body, complete) == (200, b"ok", True)
+    assert b"x-a: v" in [h.lower() for h in headers], headers
+    assert log.lines() == []
+
+
+@pytest.mark.parametrize("length", ["1_0", "+5", "5 ", "0x5", "\u0665"])
+def test_a13_content_length_is_digits_only_on_wsgiref(length: str) -> None:
+    """wsgiref passes any Content-Length text on: the bridge answers 400 without the app."""
+    called: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            called.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": SECRET})
+
+    bridge = AsgiToWsgi(app, lifespan="off")
+    try:
+        with wsgiref_server(bridge) as served:
+            port = int(served.url.rsplit(":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as conn:
+                conn.sendall(
+                    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                    + length.encode("utf-8")
+                    + b"\r\nConnection: close\r\n\r\n0123456789"
+                )
+                raw = b""
+                while chunk := conn.recv(65536):
+                    raw += chunk
+    finally:
+        bridge.close()
+    assert raw.split(b" ", 2)[1] == b"400", raw
+    assert SECRET not in raw and called == []
