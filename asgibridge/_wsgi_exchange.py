@@ -513,6 +513,7 @@ class ThreadExchange:
         "streaming",
         "timed_out",
         "tq",
+        "unread",
         "wake_posted",
         "want_rx",
         "window_b",
@@ -562,6 +563,9 @@ class ThreadExchange:
         self.body: deque[bytes] = deque()
         self.body_b = 0
         self.body_done = False
+        # True while the server's (empty) http.request has not been received:
+        # a request without a body starts the app without calling receive().
+        self.unread = False
         self.admitted = False
         self.adm: Admission | None = None
         self.job: Any = None
@@ -792,6 +796,9 @@ class ThreadExchange:
                 msg = await receive()
                 typ = msg.get("type")
                 if typ == "http.request":
+                    if self.unread and not msg.get("more_body", False):
+                        self.unread = False  # the body-less request's own message
+                        continue
                     if self.body_done:
                         # Nothing may follow the last body chunk but http.disconnect;
                         # stop watching rather than spin on a confused server.
@@ -844,6 +851,7 @@ class GreenletExchange:
         "send",
         "send_error",
         "tail",
+        "unread",
         "watcher",
     )
 
@@ -863,6 +871,9 @@ class GreenletExchange:
         self.reason = ""
         self.send_error: BaseException | None = None
         self.watcher: Background | None = None
+        # True while the server's (empty) http.request has not been received
+        # (a request without a body starts the app without calling receive()).
+        self.unread = False
 
     def push(self, messages: list[Message], final: bool, nbytes: int) -> None:
         """Final messages wait for the driver; others are sent now, through the driver task."""
@@ -919,6 +930,9 @@ class GreenletExchange:
         """After the whole body has arrived, wait for ``http.disconnect``."""
         try:
             msg = await self.receive()
+            if self.unread and msg.get("type") == "http.request" and not msg.get("more_body"):
+                self.unread = False  # the body-less request's own message
+                msg = await self.receive()
             if msg.get("type") == "http.disconnect":
                 self._mark_gone("the client disconnected")
             else:

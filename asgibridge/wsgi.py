@@ -68,6 +68,12 @@ Hook = Callable[[], Any]
 
 _EMPTY: dict[str, Any] = {}
 
+# A request of these methods, with these SERVER_PROTOCOLs, and with neither
+# Content-Length nor Transfer-Encoding has no body (RFC 9112 section 6.3; an
+# HTTP/2 or HTTP/3 request may have one without either header).
+_BODYLESS_METHODS = frozenset({"GET", "HEAD"})
+_BODYLESS_PROTOCOLS = frozenset({"HTTP/1.1", "HTTP/1.0"})
+
 
 def _positive_int(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -335,24 +341,45 @@ class WsgiToAsgi:
         environ["asgi.scope"] = scope
         length_text = environ.get("CONTENT_LENGTH")
         length = int(length_text) if length_text else None
-        msg = await receive()
-        if msg["type"] != "http.request":
-            try:
-                _body_message(msg)
-            except ClientDisconnected:
-                return  # the client left before the app ran: nothing to answer
+        if length == 0 or (
+            length is None
+            and environ["REQUEST_METHOD"] in _BODYLESS_METHODS
+            and "HTTP_TRANSFER_ENCODING" not in environ
+            and environ["SERVER_PROTOCOL"] in _BODYLESS_PROTOCOLS
+        ):
+            # No body: Content-Length 0, or an HTTP/1.x GET or HEAD with neither
+            # Content-Length nor Transfer-Encoding (RFC 9112 section 6.3; other
+            # methods are left to the server's messages, as some ASGI servers
+            # and test clients stream bodies without those headers). So
+            # receive() is not called before the app runs: on granian each call
+            # costs a loop iteration and a wake-up from its Rust threads (issue
+            # 14). The server's empty http.request stays unread until a
+            # disconnect watcher calls receive() (``unread``).
+            msg: Message | None = None
+        else:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                try:
+                    _body_message(msg)
+                except ClientDisconnected:
+                    return  # the client left before the app ran: nothing to answer
         if not self._greenlet:
             await self._serve_thread(scope, receive, send, environ, length, msg)
             return
 
         # Greenlet mode, inline: this is the hot path.
-        data = msg.get("body", b"")
-        more = msg.get("more_body", False)
-        ex = GreenletExchange(receive, send, scope.get("extensions") or _EMPTY, not more)
-        if data or more or length:
-            environ["wsgi.input"] = Input(ex.pull, length, data, more)
-        else:
+        if msg is None:
+            ex = GreenletExchange(receive, send, scope.get("extensions") or _EMPTY, True)
+            ex.unread = True
             environ["wsgi.input"] = EMPTY_INPUT
+        else:
+            data = msg.get("body", b"")
+            more = msg.get("more_body", False)
+            ex = GreenletExchange(receive, send, scope.get("extensions") or _EMPTY, not more)
+            if data or more or length:
+                environ["wsgi.input"] = Input(ex.pull, length, data, more)
+            else:
+                environ["wsgi.input"] = EMPTY_INPUT
         try:
             await run_in_greenlet(run_wsgi, self.app, environ, ex)
         except Exception:
@@ -382,7 +409,7 @@ class WsgiToAsgi:
         send: Send,
         environ: dict[str, Any],
         length: int | None,
-        msg: Message,
+        msg: Message | None,
     ) -> None:
         ref = batching_ref(current_loop_ref())
         ex = ThreadExchange(
@@ -396,8 +423,12 @@ class WsgiToAsgi:
             body_timeout=self.body_timeout,
         )
         # Read the start of the body on the loop, before a worker is taken (C15).
-        data = msg.get("body", b"")
-        if not msg.get("more_body", False):
+        if msg is None:  # no body, and the server's empty http.request is unread
+            ex.body_done = True
+            ex.unread = True
+            environ["wsgi.input"] = EMPTY_INPUT
+        elif not msg.get("more_body", False):
+            data = msg.get("body", b"")
             ex.body_done = True
             if data:
                 ex.body.append(data)
@@ -405,6 +436,7 @@ class WsgiToAsgi:
             elif not length:
                 environ["wsgi.input"] = EMPTY_INPUT
         else:
+            data = msg.get("body", b"")
             body = ex.body
             got = 0
             prefetch = self.prefetch
