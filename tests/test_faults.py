@@ -259,14 +259,36 @@ def http_exchange(port: int, request: bytes) -> tuple[int | None, bytes, bool]:
     return status, body, True
 
 
+_server_loops: list[asyncio.AbstractEventLoop] = []
+
+
+async def _remember_loop() -> None:
+    _server_loops.append(asyncio.get_running_loop())
+
+
+def server_tasks() -> int:
+    """Tasks on uvicorn's loop (its own serving tasks included), counted from inside it."""
+    loop = _server_loops[-1]
+    return asyncio.run_coroutine_threadsafe(_count_tasks(), loop).result(WAIT)
+
+
 @pytest.fixture(scope="module", params=["thread", "greenlet"])
 def uvicorn_bridge(request: pytest.FixtureRequest) -> Iterator[tuple[WsgiToAsgi, int]]:
-    bridge = WsgiToAsgi(fault_app, executor=request.param)
+    bridge = WsgiToAsgi(fault_app, executor=request.param, on_startup=_remember_loop)
     try:
         with serve(bridge, "uvicorn") as url:
             yield bridge, int(url.rsplit(":", 1)[1])
     finally:
         bridge.close()
+
+
+@pytest.fixture
+def no_tasks_left(uvicorn_bridge: tuple[WsgiToAsgi, int]) -> Iterator[None]:
+    """uvicorn's loop has no more tasks after the test than before it."""
+    assert wait_for(lambda: pool_idle(uvicorn_bridge[0]))
+    before = server_tasks()
+    yield
+    assert wait_for(lambda: server_tasks() <= before), (server_tasks(), before)
 
 
 WSGI_FAULTS = [
@@ -280,6 +302,7 @@ WSGI_FAULTS = [
 ]
 
 
+@pytest.mark.usefixtures("no_tasks_left")
 @pytest.mark.parametrize(("fault", "status", "complete"), WSGI_FAULTS)
 def test_c9_c14_wsgi_app_faults_on_uvicorn(
     uvicorn_bridge: tuple[WsgiToAsgi, int], fault: str, status: int, complete: bool
@@ -303,6 +326,7 @@ def test_c9_c14_wsgi_app_faults_on_uvicorn(
     assert wait_for(lambda: non_pool_threads(bridge) <= threads)
 
 
+@pytest.mark.usefixtures("no_tasks_left")
 def test_c11_c14_client_leaves_mid_upload_on_uvicorn(
     uvicorn_bridge: tuple[WsgiToAsgi, int],
 ) -> None:
@@ -325,6 +349,7 @@ def test_c11_c14_client_leaves_mid_upload_on_uvicorn(
     assert wait_for(lambda: non_pool_threads(bridge) <= threads)
 
 
+@pytest.mark.usefixtures("no_tasks_left")
 def test_c14_client_leaves_mid_stream_on_uvicorn(uvicorn_bridge: tuple[WsgiToAsgi, int]) -> None:
     bridge, port = uvicorn_bridge
     assert wait_for(lambda: pool_idle(bridge))
