@@ -314,7 +314,7 @@ _CLOSE_IN_HANDLE = django.VERSION >= (5, 0)
 
 
 class ASGIHandler(_django_asgi.ASGIHandler):  # type: ignore[misc]
-    """Django's ``ASGIHandler``, with at most two thread hand-offs for a sync view.
+    """Django's ``ASGIHandler``, with two thread hand-offs for a sync view behind sync middleware.
 
     Build it with :func:`get_asgi_application`, which also calls :func:`install`. For a
     request whose view resolves to a sync function, one thread-sensitive hand-off runs
