@@ -15,6 +15,11 @@ measured in the same run:
 * ``granian asgi``: ``granian --interface asgi``: a native ASGI app, then
   ``WsgiToAsgi`` in greenlet and thread mode, and a2wsgi's ``WSGIMiddleware``.
   Targets (issue 14): greenlet >= 0.70, thread >= 0.45 of native.
+  Two floors: the native app plus one pooled greenlet call (``floor,
+  greenlet``: the switch in and out, with the loop hidden, rule U7), and plus
+  one bare loop -> thread -> loop round trip through an eventfd and
+  ``call_soon_threadsafe`` (``floor, thread``). No bridge of that mode can be
+  faster than its floor on the same server.
 * ``uvicorn``: the same, on uvicorn (its default HTTP parser, ``--loop
   asyncio``). Targets: greenlet >= 0.84, thread >= 0.71 of native.
 * ``granian wsgi``: ``granian --interface wsgi``: a raw WSGI app, then
@@ -32,6 +37,7 @@ Needs ``wrk`` on PATH (``apt-get install -y wrk``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import signal
@@ -39,11 +45,82 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+from collections import deque
 from pathlib import Path
+from typing import Any
 
 from . import _harness
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# ---------------------------------------------------------------- WSGI -> ASGI floors
+# Served by the ASGI servers next to the bridge. Each is the native hello plus only
+# the hand-off that a mode cannot skip, with no WSGI at all.
+
+_START: dict[str, Any] = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")],
+}
+_BODY: dict[str, Any] = {"type": "http.response.body", "body": b"Hello, World!"}
+
+
+def _noop() -> None:
+    return None
+
+
+async def greenlet_floor(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Native hello plus one pooled greenlet call (``run_in_greenlet``), as greenlet mode makes."""
+    if scope["type"] != "http":
+        return
+    from asgibridge._core import run_in_greenlet
+
+    await run_in_greenlet(_noop)
+    await send(_START)
+    await send(_BODY)
+
+
+class _BareHandOff:
+    """One parked thread woken by an eventfd; it answers with ``call_soon_threadsafe``."""
+
+    def __init__(self) -> None:
+        self.fd = os.eventfd(0, os.EFD_CLOEXEC)
+        self.jobs: deque[asyncio.Future[None]] = deque()
+        threading.Thread(target=self._serve, name="floor-hand-off", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            os.eventfd_read(self.fd)
+            while self.jobs:
+                fut = self.jobs.popleft()
+                fut.get_loop().call_soon_threadsafe(_resolve, fut)
+
+    async def call(self) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self.jobs.append(fut)
+        os.eventfd_write(self.fd, 1)
+        await fut
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+_hand_off: list[_BareHandOff] = []
+
+
+async def thread_floor(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Native hello plus one bare loop -> thread -> loop round trip, as thread mode makes."""
+    if scope["type"] != "http":
+        return
+    if not _hand_off:
+        _hand_off.append(_BareHandOff())
+    await _hand_off[0].call()
+    await send(_START)
+    await send(_BODY)
+
 
 # (group, contender) -> (server, target). The first contender of a group is its baseline.
 CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
@@ -51,9 +128,13 @@ CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
     ("granian asgi", "WsgiToAsgi greenlet"): ("granian-asgi", "examples.wsgi_hello:asgi_greenlet"),
     ("granian asgi", "WsgiToAsgi thread"): ("granian-asgi", "examples.wsgi_hello:asgi_thread"),
     ("granian asgi", "a2wsgi WSGIMiddleware"): ("granian-asgi", "examples.wsgi_hello:a2wsgi_app"),
+    ("granian asgi", "floor, greenlet"): ("granian-asgi", "benchmarks.granian_e2e:greenlet_floor"),
+    ("granian asgi", "floor, thread"): ("granian-asgi", "benchmarks.granian_e2e:thread_floor"),
     ("uvicorn", "native ASGI"): ("uvicorn", "examples.wsgi_hello:native_asgi"),
     ("uvicorn", "WsgiToAsgi greenlet"): ("uvicorn", "examples.wsgi_hello:asgi_greenlet"),
     ("uvicorn", "WsgiToAsgi thread"): ("uvicorn", "examples.wsgi_hello:asgi_thread"),
+    ("uvicorn", "floor, greenlet"): ("uvicorn", "benchmarks.granian_e2e:greenlet_floor"),
+    ("uvicorn", "floor, thread"): ("uvicorn", "benchmarks.granian_e2e:thread_floor"),
     ("granian wsgi", "raw WSGI"): ("granian-wsgi", "examples.asgi_hello:wsgi_hello"),
     ("granian wsgi", "AsgiToWsgi"): ("granian-wsgi", "examples.asgi_hello:asgibridge_app"),
     ("granian wsgi", "a2wsgi ASGIMiddleware"): ("granian-wsgi", "examples.asgi_hello:a2wsgi_app"),
@@ -247,6 +328,11 @@ def main() -> None:
             f"| {group} | {name} | {med[key]:,.0f} | {med[key] / base[group]:.2f} | "
             f"{shown} | {statistics.median(cpu[key]):.1f} | {bad[key]} |"
         )
+    for group in ("granian asgi", "uvicorn"):
+        for mode in ("greenlet", "thread"):
+            ours, floor = med.get((group, f"WsgiToAsgi {mode}")), med.get((group, f"floor, {mode}"))
+            if ours and floor:
+                print(f"{group}: WsgiToAsgi {mode} / its floor = {ours / floor:.2f}")
     for group in ("granian wsgi", "gunicorn"):
         ours, floor = med.get((group, "AsgiToWsgi")), med.get((group, "floor"))
         batched = med.get((group, "floor, batched"))
