@@ -26,7 +26,8 @@ Hand-offs per request are counted in a separate, untimed pass by wrapping
 Target: asgibridge.django >= 4x faster per request than stock ASGIHandler.
 
 **End to end** (one fresh server per contender and round, ``uvicorn --workers 1`` with
-its default HTTP parser, ``--loop asyncio``, access log off; ``wrk -t1 -c32``):
+its default HTTP parser, ``--loop asyncio`` unless ``--loop uvloop``, access log off;
+``wrk -t1 -c32``; ``--contender NAME`` to run a few):
 
 * ``stock ASGIHandler`` and ``asgibridge.django`` on uvicorn;
 * ``WsgiToAsgi thread`` / ``WsgiToAsgi greenlet``: the WSGI app through asgibridge on uvicorn;
@@ -365,6 +366,7 @@ def run_inprocess(rounds: int, n: int) -> None:
 
 # ------------------------------------------------------------------ end to end
 
+STOCK = "stock ASGIHandler"
 E2E: dict[str, tuple[str, str]] = {
     "stock ASGIHandler": ("uvicorn", "make_stock"),
     "asgibridge.django": ("uvicorn", "make_bridge"),
@@ -375,7 +377,7 @@ E2E: dict[str, tuple[str, str]] = {
 }
 
 
-def _server_cmd(kind: str, factory: str, port: int) -> list[str]:
+def _server_cmd(kind: str, factory: str, port: int, loop: str = "asyncio") -> list[str]:
     if kind == "uvicorn":
         return [
             sys.executable,
@@ -393,7 +395,7 @@ def _server_cmd(kind: str, factory: str, port: int) -> list[str]:
             "warning",
             "--no-access-log",
             "--loop",
-            "asyncio",
+            loop,
             "--lifespan",
             "off",
         ]
@@ -416,20 +418,23 @@ def _server_cmd(kind: str, factory: str, port: int) -> list[str]:
     ]
 
 
-def run_e2e(rounds: int, seconds: float, connections: int) -> None:
+def run_e2e(
+    rounds: int, seconds: float, connections: int, loop: str = "asyncio", only: Any = None
+) -> None:
     from . import _harness
 
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
-    rps: dict[str, list[float]] = {name: [] for name in E2E}
-    bad: dict[str, int] = dict.fromkeys(E2E, 0)
+    contenders = {k: v for k, v in E2E.items() if not only or k in only or k == STOCK}
+    rps: dict[str, list[float]] = {name: [] for name in contenders}
+    bad: dict[str, int] = dict.fromkeys(contenders, 0)
     log = Path(tempfile.gettempdir()) / "asgibridge-django-e2e.log"
     log.write_bytes(b"")
     gunicorn_args = _gunicorn_supports_no_control_socket()
     for _ in range(rounds):
-        for name, (kind, factory) in E2E.items():
+        for name, (kind, factory) in contenders.items():
             port = _harness.free_port()
-            cmd = _server_cmd(kind, factory, port)
+            cmd = _server_cmd(kind, factory, port, loop)
             if kind == "gunicorn" and not gunicorn_args:
                 cmd.remove("--no-control-socket")
             with log.open("ab") as err:
@@ -452,13 +457,13 @@ def run_e2e(rounds: int, seconds: float, connections: int) -> None:
             rps[name].append(r)
             bad[name] += n + e
     med = {name: statistics.median(v) for name, v in rps.items()}
-    stock = med["stock ASGIHandler"]
+    stock = med[STOCK]
     print(
-        f"end to end: uvicorn --workers 1 --loop asyncio (gunicorn: 1 worker, 8 threads), "
+        f"end to end: uvicorn --workers 1 --loop {loop} (gunicorn: 1 worker, 8 threads), "
         f"wrk -t1 -c{connections} -d{seconds:g}s, {rounds} round(s), median req/s"
     )
     print(f"{'contender':<24}{'req/s':>9}{'min':>9}{'max':>9}{'bad':>6}{'x stock':>9}")
-    for name in E2E:
+    for name in contenders:
         v = rps[name]
         print(
             f"{name:<24}{med[name]:>9.0f}{min(v):>9.0f}{max(v):>9.0f}{bad[name]:>6}"
@@ -485,6 +490,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="wrk duration")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--only", choices=["inprocess", "e2e"], default=None)
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="uvicorn's event loop for the end-to-end half",
+    )
+    parser.add_argument(
+        "--contender",
+        action="append",
+        help="end to end: run only these contenders (stock always runs, as the reference)",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -494,7 +510,13 @@ def main() -> None:
     if args.only in (None, "inprocess"):
         run_inprocess(rounds, args.n or (500 if args.quick else 2000))
     if args.only in (None, "e2e"):
-        run_e2e(rounds, args.seconds or (2.0 if args.quick else 5.0), args.connections)
+        run_e2e(
+            rounds,
+            args.seconds or (2.0 if args.quick else 5.0),
+            args.connections,
+            args.loop,
+            args.contender,
+        )
 
 
 if __name__ == "__main__":
