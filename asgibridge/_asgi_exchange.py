@@ -651,6 +651,25 @@ class Exchange(ThreadHome):
         default_scheduler().default_lane().submit(job)
 
 
+def declared_length(headers: list[tuple[str, str]]) -> int:
+    """The response's ``Content-Length`` as the app declared it, or -1 when there is none."""
+    for name, value in headers:
+        if len(name) == 14 and name.lower() == "content-length":
+            return int(value) if value.isascii() and value.isdigit() else -1
+    return -1
+
+
+def cut_body(scope: Any, excess: int) -> None:
+    """Log that the app sent more body than its ``Content-Length``; the caller cuts it (A14)."""
+    logger.warning(
+        "the ASGI app sent more body than its Content-Length (%s %s): %d bytes or more too "
+        "many, not sent. Fix the app's Content-Length header or its body.",
+        scope["method"],
+        scope["path"],
+        excess,
+    )
+
+
 def _deliver(ex: Exchange, data: bytes, more: bool, gone: bool) -> None:
     ex.deliver(data, more, gone)
 
@@ -674,37 +693,56 @@ def _rehome_jobs(state: Any) -> None:
 
 
 class ResponseBody:
-    """The WSGI response iterable for a streamed response."""
+    """The WSGI response iterable for a streamed response.
 
-    __slots__ = ("ex", "first")
+    Never more bytes than the app's ``Content-Length`` (``remaining``, -1 when
+    it gave none): the excess is cut and logged once, because some WSGI
+    servers (wsgiref) write whatever the iterable yields. The rest of the
+    app's body is still drained, so its ``send()`` calls complete.
+    """
 
-    def __init__(self, ex: Exchange, first: bytes) -> None:
+    __slots__ = ("cut", "ex", "first", "remaining", "scope")
+
+    def __init__(self, ex: Exchange, first: bytes, remaining: int = -1) -> None:
         self.ex: Exchange | None = ex
         self.first: bytes | None = first
+        self.remaining = remaining
+        self.scope = ex.scope
+        self.cut = False
 
     def __iter__(self) -> Iterator[bytes]:
         return self
 
     def __next__(self) -> bytes:
-        first = self.first
-        if first is not None:
+        item = self.first
+        if item is not None:
             self.first = None
-            return first
-        ex = self.ex
-        if ex is None:
-            raise StopIteration
-        item = ex.next_item()
-        if item.__class__ is bytes:
+        else:
+            ex = self.ex
+            if ex is None:
+                raise StopIteration
+            item = ex.next_item()
+            if item.__class__ is not bytes:
+                self.ex = None
+                ex.finish()
+                if item is END:
+                    raise StopIteration
+                if item.__class__ is Failure:
+                    # Headers are out: all we can do is abort, so the server drops the
+                    # connection. The server logs the error (the bridge did not, A6).
+                    raise item.exc
+                raise AppProtocolError(f"unexpected response item {item!r}")  # pragma: no cover
+        remaining = self.remaining
+        if remaining < 0:
             return item
-        self.ex = None
-        ex.finish()
-        if item is END:
-            raise StopIteration
-        if item.__class__ is Failure:
-            # Headers are out: all we can do is abort, so the server drops the
-            # connection. The server logs the error (the bridge did not, A6).
-            raise item.exc
-        raise AppProtocolError(f"unexpected response item {item!r}")  # pragma: no cover
+        if len(item) <= remaining:
+            self.remaining = remaining - len(item)
+            return item
+        if not self.cut:
+            self.cut = True
+            cut_body(self.scope, len(item) - remaining)
+        self.remaining = 0
+        return item[:remaining]
 
     def close(self) -> None:
         """Called by the server; before the end of the body it cancels the ASGI task.

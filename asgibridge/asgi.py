@@ -57,6 +57,8 @@ from ._asgi_exchange import (
     FileBody,
     PathSend,
     ResponseBody,
+    cut_body,
+    declared_length,
 )
 from ._asgi_lifespan import AUTO_ENGAGE_WAIT, LifespanRunner, Outcome
 from ._core import BackgroundLoop
@@ -562,14 +564,19 @@ class AsgiToWsgi:
         if item.__class__ is bytes:
             pending = ex.pending
             try:
-                start_response(status_line(ex.start_status), wsgi_headers(ex.start_headers))
+                headers = wsgi_headers(ex.start_headers)
+                start_response(status_line(ex.start_status), headers)
             except Exception as exc:
                 return self._bad_start(ex, exc, start_response)
+            length = declared_length(headers)
             if pending and pending[0] is END:
                 pending.popleft()
                 ex.finish()
+                if 0 <= length < len(item):  # never more than the app's Content-Length (A14)
+                    cut_body(ex.scope, len(item) - length)
+                    item = item[:length]
                 return [item]
-            return ResponseBody(ex, item)
+            return ResponseBody(ex, item, length)
         if item is END:
             ex.finish()
             try:

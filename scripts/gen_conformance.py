@@ -234,6 +234,12 @@ RULES: tuple[tuple[str, str, str], ...] = (
         "`CONTENT_LENGTH` must be ASCII digits only; anything else is answered 400.",
         "RFC 9110 §8.6",
     ),
+    (
+        "A14",
+        "Never more response body than the app's `Content-Length`: the excess is cut and "
+        "logged once, because some WSGI servers (wsgiref) write whatever they are given.",
+        'PEP 3333, "Handling the Content-Length header"',
+    ),
     # -- sync_to_async / async_to_sync
     (
         "U1",

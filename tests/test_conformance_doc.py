@@ -48,10 +48,11 @@ def test_every_rule_has_a_test() -> None:
 
 
 def test_every_rule_in_the_shared_list_is_in_the_table() -> None:
-    """The generator's table names each rule once, in order C*, A*, U*."""
+    """The generator's table names each rule once, in order C*, A*, U* (A14 is ours: the
+    shared list stops at A13)."""
     ids = [rule for rule, _, _ in gen.RULES]
     assert len(ids) == len(set(ids))
-    for letter, count in (("C", 22), ("A", 13), ("U", 10)):
+    for letter, count in (("C", 22), ("A", 14), ("U", 10)):
         assert [r for r in ids if r[0] == letter] == [f"{letter}{i}" for i in range(1, count + 1)]
 
 
