@@ -1,25 +1,30 @@
 """End to end on granian (and uvicorn, gunicorn): both bridges against native apps and floors.
 
-Run with ``python -m benchmarks.granian_e2e`` (``--quick``: 1 round of 2 s;
-``--only granian`` or ``--only uvicorn`` … to run one group).
+Run with ``python -m benchmarks.granian_e2e`` (``--quick``: 5 rounds of 1 s;
+``--only "granian asgi"``, ``--only uvicorn``, … to run some groups;
+``--baseline DIR`` to run the bridges from another source tree too).
 
 Raw "hello" apps from ``examples/wsgi_hello.py`` and ``examples/asgi_hello.py``;
 every server runs one worker on 127.0.0.1 and ``wrk -t1 -c32`` drives it over
-loopback (``--connections``). Each round starts a fresh server per contender,
-warms it up for one second and measures; contenders are interleaved, and each
-round starts with a different one (so that a noisy neighbour hurts all alike).
-The median round is reported with the total count of non-2xx responses and
-socket errors, and each contender's ratio to the first row of its group,
-measured in the same run:
+loopback (``--connections``). All the servers of a group run at once (idle
+ones cost nothing); each round gives every contender one short ``wrk`` window
+(``--seconds``, 2 s by default), starting with a different contender each
+round, so that contenders are measured within seconds of each other and a
+noisy neighbour hurts all alike. Reported per contender: the median req/s, the
+median over rounds of its ratio to the group's first row *in the same round*,
+the same ratio to its floor, the server's CPU time per request (the whole
+process tree, from /proc), and the count of non-2xx responses and socket
+errors. Groups:
 
 * ``granian asgi``: ``granian --interface asgi``: a native ASGI app, then
   ``WsgiToAsgi`` in greenlet and thread mode, and a2wsgi's ``WSGIMiddleware``.
   Targets (issue 14): greenlet >= 0.70, thread >= 0.45 of native.
-  Two floors: the native app plus one pooled greenlet call (``floor,
-  greenlet``: the switch in and out, with the loop hidden, rule U7), and plus
-  one bare loop -> thread -> loop round trip through an eventfd and
-  ``call_soon_threadsafe`` (``floor, thread``). No bridge of that mode can be
-  faster than its floor on the same server.
+  Floors: ``floor, greenlet`` and ``floor, thread`` build the environ, run
+  the raw WSGI hello in a pooled greenlet (``run_in_greenlet``) or on one
+  parked thread (an eventfd hand-off, back through ``call_soon_threadsafe``)
+  and send the two messages, with no checks at all: no bridge of that mode can
+  beat them. ``native + 1 greenlet call`` and ``native + 1 thread round trip``
+  are the native app plus only the hand-off.
 * ``uvicorn``: the same, on uvicorn (its default HTTP parser, ``--loop
   asyncio``). Targets: greenlet >= 0.84, thread >= 0.71 of native.
 * ``granian wsgi``: ``granian --interface wsgi``: a raw WSGI app, then
@@ -111,6 +116,94 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 _hand_off: list[_BareHandOff] = []
 
 
+class _BareWorker(_BareHandOff):
+    """:class:`_BareHandOff` whose thread runs a function and posts its result back."""
+
+    def __init__(self) -> None:
+        self.calls: deque[tuple[asyncio.Future[Any], Any]] = deque()
+        super().__init__()
+
+    def _serve(self) -> None:
+        while True:
+            os.eventfd_read(self.fd)
+            while self.calls:
+                fut, fn = self.calls.popleft()
+                fut.get_loop().call_soon_threadsafe(_resolve_with, fut, fn())
+
+    async def run(self, fn: Any) -> Any:
+        fut = asyncio.get_running_loop().create_future()
+        self.calls.append((fut, fn))
+        os.eventfd_write(self.fd, 1)
+        return await fut
+
+
+def _resolve_with(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+_workers: list[_BareWorker] = []
+_builder: list[Any] = []
+
+
+def _wsgi_floor(greenlet: bool) -> Any:
+    """A WSGI -> ASGI "bridge" doing only what no bridge can skip (see wsgi_inprocess).
+
+    It builds the environ with asgibridge's builder, runs the raw WSGI hello
+    in a pooled greenlet or on one parked thread (an eventfd hand-off), and
+    sends the two messages with naively encoded headers. No checks, no
+    streaming, no request body, no disconnects: not a usable bridge, the
+    ceiling for any bridge of that mode on the same server in the same run.
+    """
+    import io
+
+    from asgibridge._core import run_in_greenlet
+    from asgibridge._environ import EnvironBuilder
+    from examples.wsgi_hello import app as wsgi_app
+
+    builder = EnvironBuilder(errors=io.StringIO(), multithread=True)
+
+    async def bridge(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        environ = builder.build(scope)
+        environ["wsgi.input"] = io.BytesIO(b"")
+        started: list[Any] = []
+
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+            started.append((status, headers))
+
+        def run() -> list[bytes]:
+            return list(wsgi_app(environ, start_response))
+
+        if greenlet:
+            chunks = await run_in_greenlet(run)
+        else:
+            if not _workers:
+                _workers.append(_BareWorker())
+            chunks = await _workers[0].run(run)
+        status, headers = started[-1]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": int(status[:3]),
+                "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"".join(chunks)})
+
+    return bridge
+
+
+def __getattr__(name: str) -> Any:
+    """``wsgi_greenlet_floor`` and ``wsgi_thread_floor``, made when a server loads them."""
+    if name in ("wsgi_greenlet_floor", "wsgi_thread_floor"):
+        app = _wsgi_floor(name == "wsgi_greenlet_floor")
+        globals()[name] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 async def thread_floor(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Native hello plus one bare loop -> thread -> loop round trip, as thread mode makes."""
     if scope["type"] != "http":
@@ -128,13 +221,24 @@ CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
     ("granian asgi", "WsgiToAsgi greenlet"): ("granian-asgi", "examples.wsgi_hello:asgi_greenlet"),
     ("granian asgi", "WsgiToAsgi thread"): ("granian-asgi", "examples.wsgi_hello:asgi_thread"),
     ("granian asgi", "a2wsgi WSGIMiddleware"): ("granian-asgi", "examples.wsgi_hello:a2wsgi_app"),
-    ("granian asgi", "floor, greenlet"): ("granian-asgi", "benchmarks.granian_e2e:greenlet_floor"),
-    ("granian asgi", "floor, thread"): ("granian-asgi", "benchmarks.granian_e2e:thread_floor"),
+    ("granian asgi", "floor, greenlet"): (
+        "granian-asgi",
+        "benchmarks.granian_e2e:wsgi_greenlet_floor",
+    ),
+    ("granian asgi", "floor, thread"): ("granian-asgi", "benchmarks.granian_e2e:wsgi_thread_floor"),
+    ("granian asgi", "native + 1 greenlet call"): (
+        "granian-asgi",
+        "benchmarks.granian_e2e:greenlet_floor",
+    ),
+    ("granian asgi", "native + 1 thread round trip"): (
+        "granian-asgi",
+        "benchmarks.granian_e2e:thread_floor",
+    ),
     ("uvicorn", "native ASGI"): ("uvicorn", "examples.wsgi_hello:native_asgi"),
     ("uvicorn", "WsgiToAsgi greenlet"): ("uvicorn", "examples.wsgi_hello:asgi_greenlet"),
     ("uvicorn", "WsgiToAsgi thread"): ("uvicorn", "examples.wsgi_hello:asgi_thread"),
-    ("uvicorn", "floor, greenlet"): ("uvicorn", "benchmarks.granian_e2e:greenlet_floor"),
-    ("uvicorn", "floor, thread"): ("uvicorn", "benchmarks.granian_e2e:thread_floor"),
+    ("uvicorn", "floor, greenlet"): ("uvicorn", "benchmarks.granian_e2e:wsgi_greenlet_floor"),
+    ("uvicorn", "floor, thread"): ("uvicorn", "benchmarks.granian_e2e:wsgi_thread_floor"),
     ("granian wsgi", "raw WSGI"): ("granian-wsgi", "examples.asgi_hello:wsgi_hello"),
     ("granian wsgi", "AsgiToWsgi"): ("granian-wsgi", "examples.asgi_hello:asgibridge_app"),
     ("granian wsgi", "a2wsgi ASGIMiddleware"): ("granian-wsgi", "examples.asgi_hello:a2wsgi_app"),
@@ -156,6 +260,16 @@ TARGETS = {
     ("uvicorn", "WsgiToAsgi thread"): 0.71,
     ("granian wsgi", "AsgiToWsgi"): 0.50,
     ("gunicorn", "AsgiToWsgi"): 0.50,
+}
+
+#: (group, contender) -> the floor it is compared with in the summary.
+FLOORS = {
+    ("granian asgi", "WsgiToAsgi greenlet"): "floor, greenlet",
+    ("granian asgi", "WsgiToAsgi thread"): "floor, thread",
+    ("uvicorn", "WsgiToAsgi greenlet"): "floor, greenlet",
+    ("uvicorn", "WsgiToAsgi thread"): "floor, thread",
+    ("granian wsgi", "AsgiToWsgi"): "floor",
+    ("gunicorn", "AsgiToWsgi"): "floor",
 }
 
 
@@ -203,54 +317,54 @@ def _tree_cpu(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run_one(
-    server: str,
-    target: str,
-    seconds: float,
-    connections: int,
-    log: Path,
-    granian_loop: str,
-    root: Path = ROOT,
-) -> tuple[float, float, int]:
-    """Start the server, warm up for one second, measure.
+class Server:
+    """One server process serving one contender, idle between its measurement windows."""
 
-    Returns (req/s, server CPU microseconds per request, non-2xx + socket errors).
-
-    ``root`` is the source tree the server imports ``asgibridge`` and ``examples`` from.
-    """
-    port = _harness.free_port()
-    with log.open("ab") as err:
-        err.write(f"==== {server} {target}\n".encode())
-        err.flush()
-        proc = subprocess.Popen(
-            command(server, target, port, granian_loop),
+    def __init__(
+        self, server: str, target: str, log: Path, granian_loop: str, root: Path = ROOT
+    ) -> None:
+        self.port = _harness.free_port()
+        self._err = log.open("ab")
+        self._err.write(f"==== {server} {target} ({root})\n".encode())
+        self._err.flush()
+        self.name = server
+        self.proc = subprocess.Popen(
+            command(server, target, self.port, granian_loop),
             cwd=root,
             env={**os.environ, "PYTHONPATH": str(root)},
-            stdout=err,
-            stderr=err,
+            stdout=self._err,
+            stderr=self._err,
             start_new_session=True,
         )
+
+    def ready(self) -> None:
+        _harness.wait_ready(self.port, self.proc, self.name)
+
+    def measure(self, seconds: float, connections: int) -> tuple[float, float, int]:
+        """Drive it with wrk: (req/s, server CPU us per request, non-2xx + socket errors)."""
+        cpu0 = _tree_cpu(self.proc.pid)
+        rps, non2xx, errors = _harness.wrk(self.port, seconds, connections)
+        cpu = (_tree_cpu(self.proc.pid) - cpu0) / max(rps * seconds, 1.0) * 1e6
+        return rps, cpu, non2xx + errors
+
+    def stop(self) -> None:
         try:
-            _harness.wait_ready(port, proc, server)
-            _harness.wrk(port, 1, connections)
-            cpu0 = _tree_cpu(proc.pid)
-            rps, non2xx, errors = _harness.wrk(port, seconds, connections)
-            cpu = (_tree_cpu(proc.pid) - cpu0) / max(rps * seconds, 1.0) * 1e6
-            return rps, cpu, non2xx + errors
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                proc.wait(15)
+                self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        except ProcessLookupError:
+            pass
+        self._err.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 round of 2 s")
+    parser.add_argument("--quick", action="store_true", help="5 rounds of 1 s")
     parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--seconds", type=float, default=None, help="wrk window per contender")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
         "--only", action="append", help="only these groups (granian asgi, granian wsgi, ...)"
@@ -270,78 +384,87 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
-    rounds = args.rounds or (1 if args.quick else 3)
-    seconds = args.seconds or (2.0 if args.quick else 5.0)
-    chosen = [
-        key
-        for key in CONTENDERS
-        if not args.only or any(key[0].startswith(g) or key[0] == g for g in args.only)
-    ]
-    roots = dict.fromkeys(chosen, ROOT)
-    if args.baseline is not None:
-        for key in list(chosen):
-            if "To" in key[1]:  # WsgiToAsgi / AsgiToWsgi
-                base_key = (key[0], key[1] + " @base")
-                CONTENDERS[base_key] = CONTENDERS[key]
-                roots[base_key] = args.baseline.resolve()
-                chosen.insert(chosen.index(key) + 1, base_key)
-    rps: dict[tuple[str, str], list[float]] = {key: [] for key in chosen}
-    cpu: dict[tuple[str, str], list[float]] = {key: [] for key in chosen}
-    bad = dict.fromkeys(chosen, 0)
+    rounds = args.rounds or (5 if args.quick else 15)
+    seconds = args.seconds or (1.0 if args.quick else 2.0)
+    groups: dict[str, list[tuple[str, str]]] = {}
+    roots: dict[tuple[str, str], Path] = {}
+    for key in list(CONTENDERS):
+        if args.only and key[0] not in args.only:
+            continue
+        groups.setdefault(key[0], []).append(key)
+        roots[key] = ROOT
+        if args.baseline is not None and "To" in key[1]:  # WsgiToAsgi / AsgiToWsgi
+            base_key = (key[0], key[1] + " @base")
+            CONTENDERS[base_key] = CONTENDERS[key]
+            roots[base_key] = args.baseline.resolve()
+            groups[key[0]].append(base_key)
     log = Path(tempfile.gettempdir()) / "asgibridge-granian-e2e.log"
     log.write_bytes(b"")
-    load0 = os.getloadavg()[0]
-    for r in range(rounds):
-        order = chosen[r % len(chosen) :] + chosen[: r % len(chosen)]
-        for key in order:
-            server, target = CONTENDERS[key]
-            value, used, failed = run_one(
-                server, target, seconds, args.connections, log, args.granian_loop, roots[key]
-            )
-            rps[key].append(value)
-            cpu[key].append(used)
-            bad[key] += failed
-            print(
-                f"  round {r + 1}: {key[0]:<13} {key[1]:<28} {value:>9.0f} req/s "
-                f"{used:>6.1f} us CPU/req",
-                flush=True,
-            )
-    load1 = os.getloadavg()[0]
-    med = {key: statistics.median(v) for key, v in rps.items()}
     print(
-        f"\none worker per server, wrk -t1 -c{args.connections} -d{seconds:g}s, "
-        f"{rounds} round(s), median; granian --loop {args.granian_loop}; "
-        f"load average {load0:.1f} at start, {load1:.1f} at end (2 cores)"
+        f"one worker per server, wrk -t1 -c{args.connections}, {rounds} rounds of "
+        f"{seconds:g} s per contender; granian --loop {args.granian_loop}; 2 cores"
     )
-    print(
-        "| server | contender | req/s | of the group's first row | target "
-        "| server CPU us/req | bad |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|")
-    base: dict[str, float] = {}
-    for key in chosen:
-        group, name = key
-        base.setdefault(group, med[key])
-        target = TARGETS.get(key)
-        shown = f">= {target:.2f}" if target else ""
-        print(
-            f"| {group} | {name} | {med[key]:,.0f} | {med[key] / base[group]:.2f} | "
-            f"{shown} | {statistics.median(cpu[key]):.1f} | {bad[key]} |"
-        )
-    for group in ("granian asgi", "uvicorn"):
-        for mode in ("greenlet", "thread"):
-            ours, floor = med.get((group, f"WsgiToAsgi {mode}")), med.get((group, f"floor, {mode}"))
-            if ours and floor:
-                print(f"{group}: WsgiToAsgi {mode} / its floor = {ours / floor:.2f}")
-    for group in ("granian wsgi", "gunicorn"):
-        ours, floor = med.get((group, "AsgiToWsgi")), med.get((group, "floor"))
-        batched = med.get((group, "floor, batched"))
-        if ours and floor:
-            line = f"{group}: AsgiToWsgi / floor = {ours / floor:.2f}"
-            if batched:
-                line += f", / batched floor = {ours / batched:.2f}"
-            print(line)
+    for group, keys in groups.items():
+        # Every contender of the group is served at once (idle servers cost nothing),
+        # so that rounds interleave the contenders within seconds of each other.
+        load0 = os.getloadavg()[0]
+        servers = {
+            key: Server(*CONTENDERS[key], log=log, granian_loop=args.granian_loop, root=roots[key])
+            for key in keys
+        }
+        rps: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
+        cpu: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
+        bad = dict.fromkeys(keys, 0)
+        try:
+            for server in servers.values():
+                server.ready()
+            for server in servers.values():
+                _harness.wrk(server.port, 1.0, args.connections)  # warm-up
+            for r in range(rounds):
+                order = keys[r % len(keys) :] + keys[: r % len(keys)]
+                for key in order:
+                    value, used, failed = servers[key].measure(seconds, args.connections)
+                    rps[key].append(value)
+                    cpu[key].append(used)
+                    bad[key] += failed
+        finally:
+            for server in servers.values():
+                server.stop()
+        _report(group, keys, rps, cpu, bad, load0)
     print(f"server logs: {log}")
+
+
+def _report(
+    group: str,
+    keys: list[tuple[str, str]],
+    rps: dict[tuple[str, str], list[float]],
+    cpu: dict[tuple[str, str], list[float]],
+    bad: dict[tuple[str, str], int],
+    load0: float,
+) -> None:
+    """Print one group: medians, and the median over rounds of each round's ratio."""
+    base = keys[0]
+
+    def ratio(key: tuple[str, str], to: tuple[str, str]) -> float:
+        return statistics.median(a / b for a, b in zip(rps[key], rps[to], strict=True))
+
+    print(
+        f"\n{group}: load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end; "
+        f"ratios are medians of per-round ratios"
+    )
+    print(f"| contender | req/s | of {base[1]} | target | of its floor | server CPU us/req | bad |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for key in keys:
+        target = TARGETS.get((key[0], key[1].removesuffix(" @base")))
+        floor_name = FLOORS.get((key[0], key[1].removesuffix(" @base")))
+        floor = (group, floor_name) if floor_name else None
+        print(
+            f"| {key[1]} | {statistics.median(rps[key]):,.0f} | {ratio(key, base):.2f} | "
+            f"{f'>= {target:.2f}' if target else ''} | "
+            f"{f'{ratio(key, floor):.2f}' if floor in rps else ''} | "
+            f"{statistics.median(cpu[key]):.1f} | {bad[key]} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
