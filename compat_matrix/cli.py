@@ -12,6 +12,9 @@ Options:
 * ``--jobs N``: cells run at once (default 2).
 * ``--out DIR``: where results go (default: ``compat_matrix/`` for a full
   run, which also writes ``docs/compat.md``).
+* ``--rerender RESULTS_JSON``: run nothing; classify the failures of an
+  earlier run again with the current ``known`` tables and rewrite its
+  reports (``docs/compat.md`` too when it is the published run).
 
 Exit status: 0 when every failure is explained (``compat_matrix.known``),
 1 when some failure is not.
@@ -206,7 +209,7 @@ def _classify(cell: Cell, log: str) -> None:
         if res["status"] == "fail":
             res["measured"] = res.get("detail", "")
             res.update(status=reason.kind, detail=reason.text, link=reason.link)
-        elif res["status"] == "pass" and not reason.log:
+        elif res["status"] == "pass" and not reason.log and not reason.flaky:
             res["stale"] = f"a known {reason.kind} entry matches, but this passed: {reason.text}"
 
 
@@ -224,14 +227,26 @@ def rerender(path: Path, out: Path | None) -> int:
     """Reclassify the failures of an earlier run and write its reports again."""
     data = json.loads(path.read_text())
     for c in data["cells"]:
+        log = c.get("log_tail", "") + "\n".join(c.get("log_markers", []))
         for name, res in c["scenarios"].items():
-            if res["status"] != "fail":
+            if res["status"] == "n/a":
                 continue
-            log = c.get("log_tail", "") + "\n".join(c.get("log_markers", []))
             reason = known.explain(c["bridge"], c["framework"], c["server"], name, log)
-            if reason is not None:
-                res["measured"] = res.get("detail", "")
-                res.update(status=reason.kind, detail=reason.text, link=reason.link)
+            res.pop("stale", None)
+            if res["status"] == "pass":
+                if reason is not None and not reason.log and not reason.flaky:
+                    res["stale"] = (
+                        f"a known {reason.kind} entry matches, but this passed: {reason.text}"
+                    )
+                continue
+            measured = res.get("measured", res.get("detail", ""))
+            if reason is None:  # no reason (any more): an unexplained failure
+                res.clear()
+                res.update(status="fail", detail=measured)
+            else:
+                res.update(
+                    status=reason.kind, detail=reason.text, link=reason.link, measured=measured
+                )
     pythons = {p: (v["version"], v["packages"]) for p, v in data["pythons"].items()}
     out = out or path.parent
     out.mkdir(parents=True, exist_ok=True)
