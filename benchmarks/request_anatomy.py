@@ -374,6 +374,34 @@ def _request(sock: socket.socket, path: str, buf: bytearray) -> bytes:
     return rest[:length]
 
 
+class _Client:
+    """One keep-alive connection, opened again when the server closes it.
+
+    hypercorn closes a connection after 1000 requests (``keep_alive_max_requests``).
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.buf = bytearray()
+
+    def get(self, path: str) -> bytes:
+        for _ in range(2):
+            if self.sock is None:
+                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+                self.buf = bytearray()
+            try:
+                return _request(self.sock, path, self.buf)
+            except ConnectionError:
+                self.close()
+        raise ConnectionError(f"the server on port {self.port} keeps closing the connection")
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 def _counts(port: int, path: str) -> dict[str, int]:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         return dict(json.loads(_request(s, path, bytearray())))
@@ -451,19 +479,21 @@ def measure(
         try:
             _wait_ready(port, proc)
             result: dict[str, dict[str, float]] = {}
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-                buf = bytearray()
+            client = _Client(port)
+            try:
                 for _ in range(200):  # warm-up
-                    _request(s, "/", buf)
-                _request(s, "/__anatomy/reset", buf)
+                    client.get("/")
+                client.get("/__anatomy/reset")
                 strace = None
                 trace_out = str(Path(tempfile.gettempdir()) / f"anatomy-strace-{port}.txt")
                 if use_strace:
                     strace = _strace_start(proc.pid, trace_out)
                 for _ in range(requests):
-                    _request(s, "/", buf)
-                counts = json.loads(_request(s, "/__anatomy/read", buf))
+                    client.get("/")
+                counts = json.loads(client.get("/__anatomy/read"))
                 sys_calls = _strace_stop(strace, trace_out) if strace is not None else {}
+            finally:
+                client.close()
             result["c1"] = _per_request(counts, sys_calls)
             if wrk_seconds and shutil.which("wrk"):
                 _counts(port, "/__anatomy/reset")
