@@ -23,7 +23,6 @@ Exit status: 0 when every failure is explained (``compat_matrix.known``),
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -225,7 +224,7 @@ def _summary(cell: Cell) -> str:
 
 def rerender(path: Path, out: Path | None) -> int:
     """Reclassify the failures of an earlier run and write its reports again."""
-    data = json.loads(path.read_text())
+    data = report.load(path)
     for c in data["cells"]:
         log = c.get("log_tail", "") + "\n".join(c.get("log_markers", []))
         for name, res in c["scenarios"].items():

@@ -8,6 +8,7 @@ every framework and server on every Python.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -15,10 +16,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from . import known
 from .apps import ASGI_FRAMEWORKS, WSGI_FRAMEWORKS
 from .servers import ASGI_SERVERS, WSGI_SERVERS
 
-__all__ = ["totals_line", "write"]
+__all__ = ["load", "totals_line", "write"]
 
 ORDER = ["pass", "fail", "bug", "limitation", "n/a"]
 MARK = {"pass": "✅", "limitation": "🟡", "bug": "❌", "fail": "❌"}
@@ -204,6 +206,59 @@ def _versions(pythons: dict[str, tuple[str, dict[str, str]]]) -> list[str]:
     return lines
 
 
+def _dump(data: dict[str, Any]) -> str:
+    """``results.json``: reasons stored once and referenced by id, one cell per line.
+
+    A scenario that passed is the string ``"pass"``; any other outcome is an
+    object with its ``status``, its ``reason`` id (n/a, limitation, bug) and
+    what was ``measured`` or the ``detail`` of a failure.
+    """
+    reasons: dict[str, dict[str, str]] = {}
+    cells = []
+    for c in data["cells"]:
+        has_fail = any(r["status"] == "fail" for r in c["scenarios"].values())
+        cell = {k: v for k, v in c.items() if k != "log_tail" or has_fail}
+        if "log_tail" in c and not has_fail:  # keep what log-matched reasons need
+            seen = {r.log for r in known.EXPLAINED if r.log and r.log in c["log_tail"]}
+            if seen | set(c.get("log_markers", [])):
+                cell["log_markers"] = sorted(seen | set(c.get("log_markers", [])))
+        scen = {}
+        for name, r in c["scenarios"].items():
+            r = dict(r)
+            if r["status"] in ("n/a", "limitation", "bug"):
+                text, link = r.pop("detail", ""), r.pop("link", "")
+                rid = hashlib.sha1(f"{r['status']}|{text}|{link}".encode()).hexdigest()[:8]
+                reasons[rid] = {"kind": r["status"], "text": text, "link": link}
+                r["reason"] = rid
+            elif not r.get("detail"):
+                r.pop("detail", None)
+            scen[name] = r["status"] if list(r) == ["status"] else r
+        cell["scenarios"] = scen
+        cell["timing"] = {k: round(v, 1) for k, v in c.get("timing", {}).items()}
+        cells.append(cell)
+    head = {k: v for k, v in data.items() if k != "cells"}
+    head["reasons"] = dict(sorted(reasons.items()))
+    text = json.dumps(head, indent=1, ensure_ascii=False)[:-2]
+    body = ",\n".join(json.dumps(c, ensure_ascii=False) for c in cells)
+    return f'{text},\n "cells": [\n{body}\n ]\n}}\n'
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a ``results.json`` written by :func:`write`, with every reason filled in again."""
+    data: dict[str, Any] = json.loads(path.read_text())
+    reasons = data.pop("reasons", {})
+    for c in data["cells"]:
+        c["scenarios"] = {
+            n: ({"status": r} if isinstance(r, str) else r) for n, r in c["scenarios"].items()
+        }
+        for r in c["scenarios"].values():
+            rid = r.pop("reason", None)
+            if rid is not None:
+                r["detail"], r["link"] = reasons[rid]["text"], reasons[rid]["link"]
+            r.setdefault("detail", "")
+    return data
+
+
 def write(
     cells: list[dict[str, Any]],
     pythons: dict[str, tuple[str, dict[str, str]]],
@@ -236,7 +291,7 @@ def write(
         "stale": stale,
         "cells": cells,
     }
-    (out / "results.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    (out / "results.json").write_text(_dump(data))
 
     wsgi_cells = [c for c in cells if c["framework"] in WSGI_FRAMEWORKS]
     asgi_cells = [c for c in cells if c["framework"] in ASGI_FRAMEWORKS]
