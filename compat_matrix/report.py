@@ -18,6 +18,7 @@ from typing import Any
 
 from . import known
 from .apps import ASGI_FRAMEWORKS, WSGI_FRAMEWORKS
+from .scenarios import SCENARIOS as SCENARIO_NAMES
 from .servers import ASGI_SERVERS, WSGI_SERVERS
 
 __all__ = ["load", "totals_line", "write"]
@@ -134,7 +135,7 @@ def _not_passing(cells: list[dict[str, Any]]) -> list[str]:
     if not groups:
         return ["Every scenario that was run passed."]
     order = {s: i for i, s in enumerate(ORDER)}
-    lines = ["| status | bridge | reason | where |", "|---|---|---|---|"]
+    rows: dict[tuple[str, str, str], list[str]] = {}  # (status, reason, where) -> bridges
     for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[1], k[2])):
         status, bridge, detail, link = key
         parts = []
@@ -151,9 +152,16 @@ def _not_passing(cells: list[dict[str, Any]]) -> list[str]:
         reason = detail.replace("|", "\\|").replace("\n", " ")
         if link:
             reason += f" ([link]({link}))"
+        rows.setdefault((status, reason, "<br>".join(parts)), []).append(
+            BRIDGE_LABEL.get(bridge, bridge)
+        )
+    lines = ["| status | bridge | reason | where |", "|---|---|---|---|"]
+    peer = BRIDGE_LABEL["a2wsgi"]
+    for (status, reason, where), bridges in sorted(
+        rows.items(), key=lambda kv: (order.get(kv[0][0], 9), peer in kv[1], kv[0][1])
+    ):
         lines.append(
-            f"| {MARK.get(status, '')} {status} | {BRIDGE_LABEL.get(bridge, bridge)} "
-            f"| {reason} | {'<br>'.join(parts)} |"
+            f"| {MARK.get(status, '')} {status} | {', '.join(bridges)} | {reason} | {where} |"
         )
     return lines
 
@@ -175,22 +183,43 @@ def _where(places: set[tuple[str, str]], all_servers: set[str], all_py: list[str
 
 
 def _na(cells: list[dict[str, Any]]) -> list[str]:
-    seen: dict[tuple[str, str, str], str] = {}
+    """One row per reason a scenario is not run, with what it covers."""
+    groups: dict[tuple[str, str], dict[str, set[str]]] = {}
     for c in cells:
         for name, r in c["scenarios"].items():
-            if r["status"] == "n/a":
-                link = f" ([link]({r['link']}))" if r.get("link") else ""
-                seen[(c["framework"], name, BRIDGE_LABEL.get(c["bridge"], c["bridge"]))] = (
-                    r["detail"] + link
-                )
-    rows = {}
-    for (fw, name, br), text in seen.items():
-        rows.setdefault((fw, name, text), []).append(br)
-    lines = ["| framework | scenario | bridges | why |", "|---|---|---|---|"]
-    for (fw, name, text), brs in sorted(rows.items()):
-        if name == "orm":
-            continue
-        lines.append(f"| {fw} | {name} | {', '.join(sorted(set(brs)))} | {text} |")
+            if r["status"] != "n/a" or name == "orm":
+                continue
+            g = groups.setdefault(
+                (r["detail"], r.get("link", "")),
+                {"bridge": set(), "framework": set(), "scenario": set(), "server": set()},
+            )
+            g["bridge"].add(BRIDGE_LABEL.get(c["bridge"], c["bridge"]))
+            g["framework"].add(c["framework"])
+            g["scenario"].add(name)
+            g["server"].add(c["server"])
+    every = {
+        "framework": set(WSGI_FRAMEWORKS) | set(ASGI_FRAMEWORKS),
+        "scenario": set(SCENARIO_NAMES) - {"orm"},
+        "server": {s.name for s in ASGI_SERVERS} | {s.name for s in WSGI_SERVERS},
+    }
+
+    def show(kind: str, values: set[str]) -> str:
+        if kind in every and values >= every[kind] - {"django", "django-asgi"} and kind != "server":
+            return f"every {kind}"
+        return ", ".join(sorted(values))
+
+    lines = ["| why | bridges | frameworks | scenarios | servers |", "|---|---|---|---|---|"]
+    for (detail, link), g in sorted(groups.items()):
+        why = detail + (f" ([link]({link}))" if link else "")
+        servers = g["server"]
+        all_servers = any(
+            servers >= {x.name for x in group} for group in (ASGI_SERVERS, WSGI_SERVERS)
+        )
+        lines.append(
+            f"| {why} | {', '.join(sorted(g['bridge']))} | {show('framework', g['framework'])} "
+            f"| {show('scenario', g['scenario'])} "
+            f"| {'every server' if all_servers else ', '.join(sorted(servers))} |"
+        )
     return lines
 
 
