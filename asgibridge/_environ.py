@@ -103,6 +103,11 @@ _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2", "3": "HTTP/3"
 
 # Characters left unescaped when a raw_path is rebuilt from PATH_INFO.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
+# Characters quote(..., safe=_PATH_SAFE) leaves as they are: a path made only of
+# them is its own raw_path.
+_UNQUOTED = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~" + _PATH_SAFE
+)
 
 
 def _has_forbidden(text: str) -> bool:
@@ -752,7 +757,12 @@ def environ_to_scope(
         if target == full_path and "%" not in target and full_path.isascii():
             raw_path = full_path.encode("ascii")
     if raw_path is None:
-        raw_path = _raw_path(environ, full_path)
+        if uri is None and _UNQUOTED.issuperset(full_path):
+            # No request target from the server (granian sends none) and
+            # nothing to percent-encode: quote() would return the path itself.
+            raw_path = full_path.encode("ascii")
+        else:
+            raw_path = _raw_path(environ, full_path)
 
     scope: dict[str, Any] = {
         "type": "http",

@@ -256,3 +256,30 @@ def test_c14_granian_streaming_get_notices_disconnect(executor: str, tmp_path: P
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+# ------------------------------------------------------------ AsgiToWsgi raw_path (A7)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/a/b", "/x;y=1,z", "/~u/_.-", "/a b", "/%41", "/caf\xc3\xa9", "/a?b", "/\x00", ""],
+)
+def test_a7_raw_path_without_a_server_target_is_the_quoted_path(path: str) -> None:
+    """granian sends no RAW_URI/REQUEST_URI: the shortcut must equal percent-encoding."""
+    from urllib.parse import quote
+
+    from asgibridge._environ import environ_to_scope
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "h",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+    }
+    expected = quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=-._~").encode("ascii")
+    assert environ_to_scope(environ)["raw_path"] == expected
