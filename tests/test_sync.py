@@ -836,6 +836,38 @@ def test_pending_tasks_are_cancelled_after_async_to_sync() -> None:
     assert cancelled.is_set()
 
 
+def test_pending_tasks_are_cancelled_after_every_call_that_leaves_some() -> None:
+    """Leftovers are only looked for after a call that created a task: each such call,
+    however they were created, and not a call later."""
+    cancelled: list[int] = []
+
+    async def orphan(n: int) -> None:
+        try:
+            await asyncio.sleep(WAIT * 10)
+        except asyncio.CancelledError:
+            cancelled.append(n)
+            raise
+
+    async def clean() -> None:
+        await asyncio.sleep(0)
+
+    async def via_ensure_future(n: int) -> None:
+        left_behind = asyncio.ensure_future(orphan(n))
+        await asyncio.sleep(0)
+        assert not left_behind.done()
+
+    async def via_gather(n: int) -> None:
+        asyncio.get_running_loop().create_task(orphan(n))
+        await asyncio.gather(asyncio.sleep(0), asyncio.sleep(0))
+
+    for n in range(3):
+        async_to_sync(clean)()
+        async_to_sync(via_ensure_future)(2 * n)
+        async_to_sync(clean)()
+        async_to_sync(via_gather)(2 * n + 1)
+        assert cancelled == list(range(2 * n + 2))
+
+
 def test_sys_exc_info_is_visible_inside_sync_call() -> None:
     def read_exc() -> str:
         return repr(sys.exc_info()[1])
