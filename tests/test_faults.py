@@ -33,7 +33,6 @@ a bridge that logs *and* raises is counted twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import io
 import logging
@@ -54,60 +53,17 @@ from asgibridge.wsgi import WsgiToAsgi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _asgi_servers import serve
+from _logcapture import WAIT, LogCapture, capture, wait_for
 from _wsgi_servers import waitress_server
 
-WAIT = 10.0
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 # ------------------------------------------------------------------- logs
 
 
-class ErrorLog(logging.Handler):
-    """Every ERROR-or-worse record, from any logger, while installed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-        self._guard = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self._guard:
-            # Installed on several loggers; a record that propagates is counted once.
-            if not any(r is record for r in self.records):
-                self.records.append(record)
-
-    def texts(self) -> list[str]:
-        fmt = logging.Formatter("%(name)s: %(message)s")
-        with self._guard:
-            return [fmt.format(r) for r in self.records]
-
-
-@contextlib.contextmanager
-def error_log() -> Iterator[ErrorLog]:
-    # uvicorn's loggers do not propagate to the root logger: listen there too.
-    log = ErrorLog()
-    loggers = [logging.getLogger(), logging.getLogger("uvicorn"), logging.getLogger("waitress")]
-    for logger in loggers:
-        logger.addHandler(log)
-    try:
-        yield log
-    finally:
-        for logger in loggers:
-            logger.removeHandler(log)
-
-
-def assert_logged_once(log: ErrorLog, what: str, escaped: BaseException | None = None) -> None:
+def assert_logged_once(log: LogCapture, what: str, escaped: BaseException | None = None) -> None:
     """One ERROR record in all, with a traceback; an exception that escaped counts as one."""
     texts = log.texts()
     count = len(texts) + (escaped is not None)
@@ -311,7 +267,7 @@ def test_c9_c14_wsgi_app_faults_on_uvicorn(
     assert wait_for(lambda: pool_idle(bridge))
     threads = non_pool_threads(bridge)
     token = _token(fault)
-    with error_log() as log:
+    with capture(logging.ERROR) as log:
         got, body, done = http_exchange(
             port, f"GET /{fault}?{token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
         )
@@ -334,7 +290,7 @@ def test_c11_c14_client_leaves_mid_upload_on_uvicorn(
     assert wait_for(lambda: pool_idle(bridge))
     threads = non_pool_threads(bridge)
     token = _token("upload")
-    with error_log() as log:
+    with capture(logging.ERROR) as log:
         with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as conn:
             conn.sendall(
                 f"POST /read?{token} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n".encode()
@@ -355,7 +311,7 @@ def test_c14_client_leaves_mid_stream_on_uvicorn(uvicorn_bridge: tuple[WsgiToAsg
     assert wait_for(lambda: pool_idle(bridge))
     threads = non_pool_threads(bridge)
     token = _token("stream")
-    with error_log() as log:
+    with capture(logging.ERROR) as log:
         with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as conn:
             conn.sendall(f"GET /stream?{token} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert conn.recv(65536).startswith(b"HTTP/1.1 200")
@@ -462,7 +418,7 @@ def test_c14_server_send_raises_at_each_message(
     """A 3-chunk response is up to 5 messages; send() fails at each one."""
     token = _token(f"send{at}")
     server = Server([], send_fails_at=at, send_error=error)
-    with error_log() as log:
+    with capture(logging.ERROR) as log:
         escaped = server.run(bridge, f"/ok?{token}")
         assert wait_for(lambda: pool_idle(bridge))
     assert closed(token) == 1, "close() was not called"
@@ -483,7 +439,7 @@ def test_c11_receive_disconnects_at_each_point_of_the_body(bridge: WsgiToAsgi, a
     """A 3-message upload; http.disconnect comes instead of message ``at`` (3: after it)."""
     token = _token(f"recv{at}")
     server = Server([b"a" * 100_000, b"b" * 100_000, b"c" * 100_000], disconnect_at=at)
-    with error_log() as log:
+    with capture(logging.ERROR) as log:
         escaped = server.run(bridge, f"/read?{token}", method="POST")
         assert wait_for(lambda: pool_idle(bridge))
     if at == 0:  # the client left before the app was called
@@ -516,7 +472,7 @@ def test_c14_receive_disconnects_during_the_response(bridge: WsgiToAsgi) -> None
 
     server.receive = receive  # type: ignore[method-assign]
     t0 = time.monotonic()
-    with error_log() as log:
+    with capture(logging.ERROR) as log:
         escaped = server.run(bridge, f"/stream?{token}")
         assert wait_for(lambda: pool_idle(bridge))
     assert time.monotonic() - t0 < 3.0, "the response ran to its end after the client left"
@@ -664,7 +620,7 @@ def test_a4_a6_asgi_app_faults(
     threads = threading.active_count()
     token = _token(fault)
     server = WsgiServer()
-    with error_log() as log:
+    with capture(logging.ERROR) as log:
         server.run(asgi_bridge, environ_for(f"/{fault}?{token}"))
         assert wait_for(lambda: _finally.get(token) == 1), "the app's finally did not run"
         assert wait_for(lambda: bridge_tasks(asgi_bridge) <= tasks)
@@ -685,7 +641,7 @@ def test_a4_wsgi_server_stops_reading_after_each_message(
     tasks = bridge_tasks(asgi_bridge)
     token = _token(f"stop{stop_after}")
     server = WsgiServer(stop_after=stop_after)
-    with error_log() as log:
+    with capture(logging.ERROR) as log:
         server.run(asgi_bridge, environ_for(f"/stream?{token}"))
         assert wait_for(lambda: _finally.get(token) == 1, timeout=2.0), "finally did not run"
         assert wait_for(lambda: bridge_tasks(asgi_bridge) <= tasks)
@@ -720,7 +676,7 @@ def test_a5_receive_gets_disconnect_at_each_read(asgi_bridge: AsgiToWsgi, fail_a
     token = _token(f"input{fail_at}")
     size = 3 * 65536
     server = WsgiServer()
-    with error_log() as log:
+    with capture(logging.ERROR) as log:
         server.run(asgi_bridge, environ_for(f"/read?{token}", FailingInput(size, fail_at), size))
         assert wait_for(lambda: _finally.get(token) == 1), "the app's finally did not run"
         assert wait_for(lambda: bridge_tasks(asgi_bridge) <= tasks)
@@ -742,7 +698,7 @@ def test_a4_client_leaves_mid_stream_on_waitress(
 ) -> None:
     tasks = bridge_tasks(asgi_bridge)
     token = _token("wstream")
-    with error_log() as log:
+    with capture(logging.ERROR) as log:
         with socket.create_connection(("127.0.0.1", waitress_port), timeout=WAIT) as conn:
             conn.sendall(f"GET /stream?{token} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert conn.recv(65536).startswith(b"HTTP/1.1 200")
@@ -756,7 +712,7 @@ def test_a5_client_leaves_mid_upload_on_waitress(
 ) -> None:
     tasks = bridge_tasks(asgi_bridge)
     token = _token("wupload")
-    with error_log() as log:
+    with capture(logging.ERROR) as log:
         with socket.create_connection(("127.0.0.1", waitress_port), timeout=WAIT) as conn:
             conn.sendall(
                 f"POST /read?{token} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()

@@ -20,11 +20,8 @@ Both servers run in this process, so their logs are counted.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -37,56 +34,15 @@ from asgibridge.wsgi import WsgiToAsgi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _asgi_servers import serve
+from _logcapture import WAIT, LogCapture, capture, wait_for
 from _wsgi_servers import waitress_server, wsgiref_server
 
-WAIT = 10.0
 SECRET = b"SECRET-BODY"  # the body of every hostile response: it must not reach the wire
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 
 
 # --------------------------------------------------------------- helpers
-
-
-class Log(logging.Handler):
-    """Every WARNING-or-worse record, from any logger, while installed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-        self._guard = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self._guard:
-            # Installed on several loggers; a record that propagates is counted once.
-            if not any(r is record for r in self.records):
-                self.records.append(record)
-
-    def lines(self) -> list[str]:
-        with self._guard:
-            return [f"{r.levelname} {r.name}: {r.getMessage()}" for r in self.records]
-
-
-@contextlib.contextmanager
-def capture() -> Iterator[Log]:
-    log = Log()
-    loggers = [logging.getLogger(), logging.getLogger("uvicorn"), logging.getLogger("waitress")]
-    for logger in loggers:
-        logger.addHandler(log)
-    try:
-        yield log
-    finally:
-        for logger in loggers:
-            logger.removeHandler(log)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def raw_get(port: int, path: str) -> bytes:
@@ -132,7 +88,7 @@ def split(raw: bytes) -> tuple[int, list[bytes], bytes, bool]:
     return status, headers, rest, True
 
 
-def check(raw: bytes, expect: str, log: Log) -> None:
+def check(raw: bytes, expect: str, log: LogCapture) -> None:
     """The response is a clean 500 or an aborted one, and nothing hostile reached the wire."""
     status, headers, _, complete = split(raw)
     if expect == "500":
