@@ -1,11 +1,13 @@
-"""Shared pieces of the end-to-end benchmarks: free ports, readiness, wrk."""
+"""Shared pieces of the end-to-end benchmarks: free ports, server commands, readiness, wrk."""
 
 from __future__ import annotations
 
 import re
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Sequence
 
 
 def free_port() -> int:
@@ -13,6 +15,63 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def uvicorn_cmd(
+    app: str, port: int, *, loop: str = "asyncio", extra: Sequence[str] = ()
+) -> list[str]:
+    """``python -m uvicorn APP`` on 127.0.0.1:``port``: one worker, warnings only, no access log."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--loop",
+        loop,
+        *extra,
+    ]
+
+
+def gunicorn_gthread_cmd(
+    app: str, port: int, *, threads: int, extra: Sequence[str] = ()
+) -> list[str]:
+    """``python -m gunicorn APP`` on 127.0.0.1:``port``: one gthread worker, warnings only."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        app,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Terminate ``proc`` and wait for it; kill it if it is still running after ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 20.0) -> None:

@@ -378,44 +378,18 @@ E2E: dict[str, tuple[str, str]] = {
 
 
 def _server_cmd(kind: str, factory: str, port: int, loop: str = "asyncio") -> list[str]:
+    from . import _harness
+
     if kind == "uvicorn":
-        return [
-            sys.executable,
-            "-m",
-            "uvicorn",
+        return _harness.uvicorn_cmd(
             f"benchmarks.django:{factory}",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--loop",
-            loop,
-            "--lifespan",
-            "off",
-        ]
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        f"benchmarks.django:{factory}()",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "8",
-        "--log-level",
-        "warning",
-        "--no-control-socket",
-    ]
+            port,
+            loop=loop,
+            extra=("--factory", "--lifespan", "off"),
+        )
+    return _harness.gunicorn_gthread_cmd(
+        f"benchmarks.django:{factory}()", port, threads=8, extra=("--no-control-socket",)
+    )
 
 
 def run_e2e(
@@ -448,12 +422,7 @@ def run_e2e(
                     _harness.wrk(port, 1, connections)  # warm-up
                     r, n, e = _harness.wrk(port, seconds, connections)
                 finally:
-                    proc.terminate()
-                    try:
-                        proc.wait(10)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait(10)
+                    _harness.stop(proc)
             rps[name].append(r)
             bad[name] += n + e
     med = {name: statistics.median(v) for name, v in rps.items()}

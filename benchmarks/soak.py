@@ -79,45 +79,14 @@ def starlette_bridge() -> Any:
 
 def start_server(kind: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     if kind == "wsgi":
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "benchmarks.soak:flask_bridge",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--loop",
-            "asyncio",
-        ]
+        cmd = _harness.uvicorn_cmd("benchmarks.soak:flask_bridge", port, extra=("--factory",))
     else:
-        cmd = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "32",
-            "--worker-connections",
-            "1000",
-            "--log-level",
-            "warning",
-            "--timeout",
-            "60",
+        cmd = _harness.gunicorn_gthread_cmd(
             "benchmarks.soak:starlette_bridge()",
-        ]
+            port,
+            threads=32,
+            extra=("--worker-connections", "1000", "--timeout", "60"),
+        )
     with log.open("ab") as f:
         f.write(f"==== {kind}: {' '.join(cmd)}\n".encode())
     return subprocess.Popen(
@@ -130,12 +99,7 @@ def start_server(kind: str, port: int, log: Path) -> subprocess.Popen[bytes]:
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(15)
+    _harness.stop(proc, 15.0)
 
 
 def tree_rss_kib(pid: int) -> int:

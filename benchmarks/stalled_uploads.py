@@ -174,12 +174,7 @@ def run_one(name: str, target: str, clients: int, settle: float) -> dict[str, ob
     finally:
         for s in socks:
             s.close()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        _harness.stop(proc)
 
 
 def main() -> None:

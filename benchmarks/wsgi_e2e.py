@@ -50,23 +50,7 @@ def run_one(
     port = _harness.free_port()
     stderr = log.open("ab")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--loop",
-            loop,
-        ],
+        _harness.uvicorn_cmd(app, port, loop=loop),
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stderr=stderr,
@@ -76,12 +60,7 @@ def run_one(
         _harness.wrk(port, 1, connections)  # warm-up
         return _harness.wrk(port, seconds, connections)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        _harness.stop(proc)
         stderr.close()
 
 
