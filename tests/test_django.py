@@ -342,6 +342,19 @@ def test_server_log_has_only_the_expected_errors(server: Server) -> None:
         assert bad not in text, text
 
 
+def _run_prints_ok(code: str) -> None:
+    """Run ``code`` in a fresh Python (no database); it must exit 0 and print only ``ok``."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_env(Path("unused.sqlite3")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 _IN_PROCESS = """
 import asyncio
 import django
@@ -412,15 +425,7 @@ def test_subclass_overriding_get_response_async_takes_djangos_path() -> None:
     One MiddlewareMixin: the fast path takes 2 hand-offs, Django's own path 5 (signal,
     process_request, view, process_response, close).
     """
-    out = subprocess.run(
-        [sys.executable, "-c", _IN_PROCESS],
-        env=_env(Path("unused.sqlite3")),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    _run_prints_ok(_IN_PROCESS)
 
 
 _DISCONNECT = """
@@ -474,15 +479,7 @@ asyncio.run(main())
 
 def test_client_gone_during_a_sync_view() -> None:
     """Django 5+: the view finishes on its thread, nothing is sent, request_finished once."""
-    out = subprocess.run(
-        [sys.executable, "-c", _DISCONNECT],
-        env=_env(Path("unused.sqlite3")),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    _run_prints_ok(_DISCONNECT)
 
 
 def test_install_rebinds_names_imported_before_it() -> None:
@@ -507,12 +504,4 @@ assert asgiref.wsgi.AsyncToSync is not bridge.AsyncToSync
 assert asgiref.sync.SyncToAsync is bridge.SyncToAsync
 print("ok")
 """
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=_env(Path("unused.sqlite3")),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    _run_prints_ok(code)
