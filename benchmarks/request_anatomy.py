@@ -151,9 +151,24 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+async def _call_counted(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Call ``app``, counting the request and each of its receive/send calls."""
+    counts = COUNTS
+    counts["req"] += 1
+
+    async def c_receive() -> dict[str, Any]:
+        counts["recv"] += 1
+        return await receive()
+
+    async def c_send(message: dict[str, Any]) -> None:
+        counts["send"] += 1
+        await send(message)
+
+    await app(scope, c_receive, c_send)
+
+
 def counted_asgi(app: ASGIApp) -> ASGIApp:
     """``app`` behind the counters: the server's receive/send calls are counted."""
-    counts = COUNTS
 
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -174,17 +189,7 @@ def counted_asgi(app: ASGIApp) -> ASGIApp:
             )
             await send({"type": "http.response.body", "body": body})
             return
-        counts["req"] += 1
-
-        async def c_receive() -> dict[str, Any]:
-            counts["recv"] += 1
-            return await receive()
-
-        async def c_send(message: dict[str, Any]) -> None:
-            counts["send"] += 1
-            await send(message)
-
-        await app(scope, c_receive, c_send)
+        await _call_counted(app, scope, receive, send)
 
     return wrapper
 
@@ -210,24 +215,13 @@ def counted_wsgi(app: WSGIApp) -> WSGIApp:
 
 def counted_inner(app: ASGIApp) -> ASGIApp:
     """An ASGI app served by ``AsgiToWsgi``: count the bridge's receive/send calls."""
-    counts = COUNTS
 
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
         _count_tasks_on(asyncio.get_running_loop())
-        counts["req"] += 1
-
-        async def c_receive() -> dict[str, Any]:
-            counts["recv"] += 1
-            return await receive()
-
-        async def c_send(message: dict[str, Any]) -> None:
-            counts["send"] += 1
-            await send(message)
-
-        await app(scope, c_receive, c_send)
+        await _call_counted(app, scope, receive, send)
 
     return wrapper
 
