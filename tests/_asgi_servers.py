@@ -20,16 +20,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from _wsgi_servers import server_process
 
 __all__ = ["SERVERS", "Process", "serve", "uvicorn_process"]
 
@@ -199,10 +199,6 @@ def uvicorn_process(
 ) -> Iterator[Process]:
     """Run ``python -m uvicorn APP`` (imported from ``chdir``) on a socket passed by fd."""
     sock = _listening_socket()
-    sock.set_inheritable(True)
-    port = sock.getsockname()[1]
-    fd, name = tempfile.mkstemp(prefix="uvicorn-", suffix=".log")
-    log = Path(name)
     cmd = [
         sys.executable,
         "-m",
@@ -221,50 +217,14 @@ def uvicorn_process(
         *extra,
         app,
     ]
-    child_env = dict(os.environ)
-    child_env["PYTHONUNBUFFERED"] = "1"
-    if env:
-        child_env.update(env)
-    proc = subprocess.Popen(
+    port = sock.getsockname()[1]
+    with server_process(
+        "uvicorn",
         cmd,
-        pass_fds=(sock.fileno(),),
-        stdout=fd,
-        stderr=fd,
-        stdin=subprocess.DEVNULL,
-        env=child_env,
-        cwd=str(chdir),
-    )
-    os.close(fd)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"uvicorn exited with code {proc.returncode}:\n"
-                    + log.read_text(errors="replace")
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=2.0) as conn:
-                    conn.sendall(b"GET /__ready__ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    if conn.recv(16).startswith(b"HTTP/1."):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"uvicorn did not answer within {STARTUP_TIMEOUT}s:\n"
-                    + log.read_text(errors="replace")
-                )
-            time.sleep(0.05)
+        sock,
+        env=env,
+        cwd=chdir,
+        start_timeout=STARTUP_TIMEOUT,
+        stop_timeout=SHUTDOWN_TIMEOUT,
+    ) as (proc, log):
         yield Process(f"http://127.0.0.1:{port}", proc, log)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=SHUTDOWN_TIMEOUT)
-            except subprocess.TimeoutExpired:  # pragma: no cover - reported below
-                proc.kill()
-                proc.wait(timeout=SHUTDOWN_TIMEOUT)
-        sock.close()
-        with contextlib.suppress(OSError):
-            log.unlink()

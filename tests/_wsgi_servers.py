@@ -31,7 +31,14 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-__all__ = ["Served", "gunicorn_server", "waitress_server", "wsgiref_server"]
+__all__ = [
+    "Served",
+    "gunicorn_server",
+    "server_process",
+    "stop_process",
+    "waitress_server",
+    "wsgiref_server",
+]
 
 
 def _gunicorn_version() -> tuple[int, ...]:
@@ -176,14 +183,16 @@ def wsgiref_server(app: Any) -> Iterator[Served]:
             server.server_close()
 
 
-def _wait_answering(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_answering(
+    name: str, port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float
+) -> None:
     """Wait until the server answers an HTTP request (any status)."""
-    deadline = time.monotonic() + START_TIMEOUT
+    deadline = time.monotonic() + timeout
     request = b"GET /__ready__ HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
-                f"gunicorn exited with code {proc.returncode} before answering:\n"
+                f"{name} exited with code {proc.returncode} before answering:\n"
                 + log.read_text(errors="replace")
             )
         try:
@@ -195,21 +204,75 @@ def _wait_answering(port: int, proc: subprocess.Popen[bytes], log: Path) -> None
             pass
         time.sleep(0.05)
     raise RuntimeError(
-        f"gunicorn did not answer within {START_TIMEOUT}s:\n" + log.read_text(errors="replace")
+        f"{name} did not answer within {timeout}s:\n" + log.read_text(errors="replace")
     )
 
 
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+def stop_process(
+    proc: subprocess.Popen[bytes],
+    sig: int = signal.SIGTERM,
+    *,
+    name: str = "gunicorn",
+    timeout: float = STOP_TIMEOUT,
+) -> int:
     """Signal ``proc`` and wait (bounded) for it to exit; kill it if it does not."""
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
-            return proc.wait(timeout=STOP_TIMEOUT)
+            return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:  # pragma: no cover - reported by the caller
             proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
-            raise RuntimeError(f"gunicorn did not stop within {STOP_TIMEOUT}s") from None
+            proc.wait(timeout=timeout)
+            raise RuntimeError(f"{name} did not stop within {timeout}s") from None
     return proc.returncode
+
+
+@contextmanager
+def server_process(
+    name: str,
+    cmd: list[str],
+    listener: socket.socket,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    start_timeout: float = START_TIMEOUT,
+    stop_timeout: float = STOP_TIMEOUT,
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """Run the server ``cmd``, which serves on ``listener`` (passed by fd), until it answers.
+
+    Yields (process, log file); the log file holds its stdout and stderr. On exit the
+    process is stopped (SIGTERM, bounded wait), ``listener`` closed and the log removed.
+    """
+    listener.set_inheritable(True)
+    port = listener.getsockname()[1]
+    fd, logname = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
+    log = Path(logname)
+    child_env = dict(os.environ)
+    child_env["PYTHONUNBUFFERED"] = "1"
+    if env:
+        child_env.update(env)
+    proc = subprocess.Popen(
+        cmd,
+        pass_fds=(listener.fileno(),),
+        stdout=fd,
+        stderr=fd,
+        stdin=subprocess.DEVNULL,
+        env=child_env,
+        cwd=None if cwd is None else str(cwd),
+    )
+    os.close(fd)
+    try:
+        _wait_answering(name, port, proc, log, start_timeout)
+        yield proc, log
+    finally:
+        try:
+            stop_process(proc, name=name, timeout=stop_timeout)
+        finally:
+            listener.close()
+            try:
+                log.unlink()
+            except OSError:  # pragma: no cover
+                pass
 
 
 @contextmanager
@@ -229,10 +292,7 @@ def gunicorn_server(
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
-    listener.set_inheritable(True)
     port = listener.getsockname()[1]
-    fd, name = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
-    log = Path(name)
     cmd = [
         sys.executable,
         "-m",
@@ -256,30 +316,7 @@ def gunicorn_server(
         *extra,
         app,
     ]
-    child_env = dict(os.environ)
-    child_env["PYTHONUNBUFFERED"] = "1"
-    if env:
-        child_env.update(env)
-    proc = subprocess.Popen(
-        cmd,
-        pass_fds=(listener.fileno(),),
-        stdout=fd,
-        stderr=fd,
-        stdin=subprocess.DEVNULL,
-        env=child_env,
-    )
-    os.close(fd)
-    try:
-        _wait_answering(port, proc, log)
+    with server_process("gunicorn", cmd, listener, env=env) as (proc, log):
         yield Served(
             "gunicorn", f"http://127.0.0.1:{port}", lambda: log.read_text(errors="replace"), proc
         )
-    finally:
-        try:
-            stop_process(proc)
-        finally:
-            listener.close()
-            try:
-                log.unlink()
-            except OSError:  # pragma: no cover
-                pass
