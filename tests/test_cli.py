@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _asgi_servers import Process
 
 from asgibridge import AsgiToWsgi, Dispatcher, WsgiToAsgi, cli
 from asgibridge.cli import ServeError, build_app, load_target
@@ -42,16 +43,6 @@ def _gunicorn_native() -> list[str]:
 # ------------------------------------------------------------------ a subprocess server
 
 
-class Served:
-    def __init__(self, url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-        self.url = url
-        self.proc = proc
-        self._log = log
-
-    def log(self) -> str:
-        return self._log.read_text(errors="replace")
-
-
 @contextlib.contextmanager
 def serve_cli(
     *args: str,
@@ -59,7 +50,7 @@ def serve_cli(
     env: dict[str, str] | None = None,
     script: bool = False,
     final_log: list[str] | None = None,
-) -> Iterator[Served]:
+) -> Iterator[Process]:
     """Run ``asgibridge serve ARGS --port 0``; yield once the URL answers HTTP.
 
     After the server has stopped, its whole output is appended to ``final_log``.
@@ -89,7 +80,7 @@ def serve_cli(
         )
         try:
             url = _wait_url(proc, log)
-            yield Served(url, proc, log)
+            yield Process(url, proc, log)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
