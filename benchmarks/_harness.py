@@ -42,16 +42,19 @@ def uvicorn_cmd(
 
 
 def gunicorn_gthread_cmd(
-    app: str, port: int, *, threads: int, extra: Sequence[str] = ()
+    app: str, bind: str, *, threads: int, extra: Sequence[str] = ()
 ) -> list[str]:
-    """``python -m gunicorn APP`` on 127.0.0.1:``port``: one gthread worker, warnings only."""
+    """``python -m gunicorn APP --bind BIND``: one gthread worker, warnings only.
+
+    ``bind`` is ``127.0.0.1:PORT``, or ``fd://N`` for a socket the caller passes on.
+    """
     return [
         sys.executable,
         "-m",
         "gunicorn",
         app,
         "--bind",
-        f"127.0.0.1:{port}",
+        bind,
         "--workers",
         "1",
         "--worker-class",

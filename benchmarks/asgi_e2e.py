@@ -82,23 +82,9 @@ def measure(
     """
     sock = _listen()
     port = sock.getsockname()[1]
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"fd://{sock.fileno()}",
-        "--workers",
-        "1",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        str(threads),
-        "--log-level",
-        "warning",
-        *_NO_CONTROL_SOCKET,
-        target,
-    ]
+    cmd = _harness.gunicorn_gthread_cmd(
+        target, f"fd://{sock.fileno()}", threads=threads, extra=_NO_CONTROL_SOCKET
+    )
     proc = subprocess.Popen(cmd, cwd=ROOT, pass_fds=(sock.fileno(),))
     try:
         _harness.wait_ready(port, proc, "gunicorn")

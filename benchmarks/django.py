@@ -388,7 +388,10 @@ def _server_cmd(kind: str, factory: str, port: int, loop: str = "asyncio") -> li
             extra=("--factory", "--lifespan", "off"),
         )
     return _harness.gunicorn_gthread_cmd(
-        f"benchmarks.django:{factory}()", port, threads=8, extra=("--no-control-socket",)
+        f"benchmarks.django:{factory}()",
+        f"127.0.0.1:{port}",
+        threads=8,
+        extra=("--no-control-socket",),
     )
 
 

@@ -83,7 +83,7 @@ def start_server(kind: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     else:
         cmd = _harness.gunicorn_gthread_cmd(
             "benchmarks.soak:starlette_bridge()",
-            port,
+            f"127.0.0.1:{port}",
             threads=32,
             extra=("--worker-connections", "1000", "--timeout", "60"),
         )
