@@ -95,22 +95,57 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], name: str, timeout: flo
     raise RuntimeError(f"{name} did not answer on port {port} within {timeout}s")
 
 
-def wrk(port: int, seconds: float, connections: int) -> tuple[float, int, int]:
-    """Run ``wrk -t1`` against 127.0.0.1:``port``; return (requests/s, non-2xx, socket errors)."""
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", f"http://127.0.0.1:{port}/"],
+def run_wrk(
+    port: int,
+    seconds: float,
+    connections: int,
+    *,
+    threads: int = 1,
+    extra: Sequence[str] = (),
+    slack: float = 30.0,
+) -> str:
+    """Run ``wrk`` against http://127.0.0.1:``port``/; return its report.
+
+    ``extra`` goes before the URL; the run may take ``slack`` seconds more than ``seconds``.
+    """
+    return subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            *extra,
+            f"http://127.0.0.1:{port}/",
+        ],
         check=True,
         capture_output=True,
         text=True,
-        timeout=seconds + 30,
+        timeout=seconds + slack,
     ).stdout
+
+
+def wrk_rps(out: str) -> float:
+    """Requests/second from a wrk report."""
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if rps is None:
         raise RuntimeError(f"could not parse wrk output:\n{out}")
+    return float(rps.group(1))
+
+
+def wrk_non2xx(out: str) -> int:
+    """How many responses a wrk report counts as neither 2xx nor 3xx."""
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return int(non2xx.group(1)) if non2xx else 0
+
+
+def wrk_socket_errors(out: str) -> dict[str, int]:
+    """A wrk report's socket errors: connect, read, write and timeout counts."""
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return (
-        float(rps.group(1)),
-        int(non2xx.group(1)) if non2xx else 0,
-        sum(int(g) for g in errors.groups()) if errors else 0,
-    )
+    counts = map(int, errors.groups()) if errors else (0, 0, 0, 0)
+    return dict(zip(("connect", "read", "write", "timeout"), counts, strict=True))
+
+
+def wrk(port: int, seconds: float, connections: int) -> tuple[float, int, int]:
+    """Run ``wrk -t1`` against 127.0.0.1:``port``; return (requests/s, non-2xx, socket errors)."""
+    out = run_wrk(port, seconds, connections)
+    return wrk_rps(out), wrk_non2xx(out), sum(wrk_socket_errors(out).values())

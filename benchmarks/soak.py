@@ -127,37 +127,19 @@ def tree_rss_kib(pid: int) -> int:
 
 
 def wrk(port: int, seconds: float, connections: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{connections}",
-            f"-d{seconds:g}s",
-            "--timeout",
-            "10s",
-            f"http://127.0.0.1:{port}/",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-    ).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    out = _harness.run_wrk(
+        port, seconds, connections, threads=2, extra=("--timeout", "10s"), slack=60.0
+    )
+    rps = _harness.wrk_rps(out)
     total = re.search(r"(\d+) requests in", out)
-    if rps is None or total is None:
+    if total is None:
         raise RuntimeError(f"could not parse wrk output:\n{out}")
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     latency = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", out)
     return {
         "requests": int(total.group(1)),
-        "rps": float(rps.group(1)),
-        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-        "socket_errors": dict(
-            zip(("connect", "read", "write", "timeout"), map(int, errors.groups()), strict=True)
-        )
-        if errors
-        else {"connect": 0, "read": 0, "write": 0, "timeout": 0},
+        "rps": rps,
+        "non_2xx": _harness.wrk_non2xx(out),
+        "socket_errors": _harness.wrk_socket_errors(out),
         "latency_avg": latency.group(1) if latency else "?",
         "latency_max": latency.group(3) if latency else "?",
     }
