@@ -57,6 +57,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from . import _harness
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------------------
@@ -491,12 +493,7 @@ def measure(
             result["c1"] = _per_request(counts, sys_calls)
             if wrk_seconds and shutil.which("wrk"):
                 _counts(port, "/__anatomy/reset")
-                subprocess.run(
-                    ["wrk", "-t1", "-c32", f"-d{wrk_seconds:g}s", f"http://127.0.0.1:{port}/"],
-                    check=True,
-                    capture_output=True,
-                    timeout=wrk_seconds + 30,
-                )
+                _harness.run_wrk(port, wrk_seconds, 32)
                 result["c32"] = _per_request(_counts(port, "/__anatomy/read"), {})
             return result
         finally:
