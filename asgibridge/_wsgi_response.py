@@ -174,6 +174,11 @@ class Input:
         if first:
             self._accept(first)
 
+    @property
+    def complete(self) -> bool:
+        """True once every byte of a declared ``CONTENT_LENGTH`` has been taken from the server."""
+        return self._left == 0
+
     def _accept(self, data: bytes) -> None:
         left = self._left
         if left is not None:

@@ -392,6 +392,8 @@ class WsgiToAsgi:
                 ex.watcher.cancel()
         if ex.watcher is not None:
             await ex.watcher.join()
+        if not ex.body_done and not ex.gone:
+            await _take_body_end(ex, environ["wsgi.input"], receive)
         if not ex.gone:
             try:
                 for msg in ex.tail:
@@ -609,6 +611,36 @@ def _report(ex: ThreadExchange, outcome: tuple[bool, Any]) -> None:
         ex.post(ex.on_settle, None, *outcome)
     except RuntimeError:  # the loop has closed: nobody is waiting any more
         pass
+
+
+#: Most seconds the greenlet path waits for the end of a body the app read in full.
+BODY_END_WAIT = 1.0
+
+
+async def _take_body_end(ex: GreenletExchange, inp: Any, receive: Receive) -> None:
+    """Take the request's last ``http.request`` message before the response ends.
+
+    The app read all ``CONTENT_LENGTH`` bytes, but the server has not handed
+    over the body's end yet: over HTTP/2 the client's END_STREAM often comes in
+    a DATA frame of its own. A native ASGI app reads up to ``more_body=False``
+    before it answers, and hypercorn's HTTP/2 code fails (``KeyError``, upstream
+    issue #329) when a response ends before that frame is processed. Thread
+    mode reads ahead anyway. A body the app did not read to its end is left
+    alone: waiting for it could wait for a client that waits for the response.
+    """
+    if inp.__class__ is not Input or not inp.complete:
+        return
+    import anyio
+
+    with anyio.move_on_after(BODY_END_WAIT):
+        try:
+            msg = await receive()
+        except Exception:
+            return
+        if msg.get("type") == "http.disconnect":
+            ex._mark_gone("the client disconnected")
+        elif not msg.get("more_body", False):
+            ex.body_done = True
 
 
 def _name(hook: Hook) -> str:

@@ -742,3 +742,66 @@ async def test_u10_late_lane_can_be_taken_as_an_executor(anyio_backend: str) -> 
         assert executor.submit(threading.get_ident).result(WAIT) == late
     with pytest.raises(RuntimeError, match="after shutdown"):
         executor.submit(threading.get_ident)
+
+
+# ------------------------------------------------ greenlet mode and the end of a body
+
+
+def _run_bridge_recording(read: int, length: int = 3) -> list[str]:
+    """Drive WsgiToAsgi (greenlet mode) with a server that sends 3 body bytes, then the
+    body's end (more_body=False) in a message of its own, as HTTP/2 servers do."""
+    from asgibridge import WsgiToAsgi
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        environ["wsgi.input"].read(read)
+        start_response("200 OK", [("content-type", "text/plain")])
+        return [b"ok"]
+
+    events: list[str] = []
+    messages = [
+        {"type": "http.request", "body": b"abc", "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": False},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            events.append("receive")
+            return messages.pop(0)
+        events.append("receive-wait")
+        await asyncio.sleep(WAIT)
+        return {"type": "http.disconnect"}
+
+    async def send(msg: dict[str, Any]) -> None:
+        events.append(msg["type"] + ("" if msg.get("more_body") else ".final"))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "2",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-length", str(length).encode())],
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1234),
+    }
+    asyncio.run(asyncio.wait_for(WsgiToAsgi(app, executor="greenlet")(scope, receive, send), WAIT))  # type: ignore[arg-type]
+    return events
+
+
+def test_greenlet_mode_takes_the_body_end_before_the_response_ends() -> None:
+    """hypercorn's HTTP/2 fails when a response ends before the client's END_STREAM frame is
+    processed (upstream #329); a native app reads to more_body=False, and so does the bridge."""
+    events = _run_bridge_recording(read=3)
+    assert events.index("receive", 1) < events.index("http.response.body.final"), events
+
+
+def test_greenlet_mode_does_not_wait_for_a_body_the_app_left_unread() -> None:
+    """Bytes still with the server: the client may wait for the response before it sends
+    them, so the bridge does not ask for more."""
+    events = _run_bridge_recording(read=1, length=6)
+    assert events.count("receive") == 1, events
+    assert "receive-wait" not in events
