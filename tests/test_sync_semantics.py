@@ -38,6 +38,7 @@ from asgibridge.sync import (
     async_to_sync,
     sync_to_async,
 )
+from tests.test_wsgi_conformance import make_scope
 
 pytestmark = pytest.mark.anyio
 
@@ -661,20 +662,7 @@ def test_u7_wsgi_greenlet_mode_app_sees_no_loop() -> None:
         return [b"ok"]
 
     bridge = WsgiToAsgi(app, executor="greenlet")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [],
-        "server": ("127.0.0.1", 80),
-        "client": ("127.0.0.1", 1234),
-    }
+    scope = make_scope()
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -774,20 +762,9 @@ def _run_bridge_recording(read: int, length: int = 3) -> list[str]:
     async def send(msg: dict[str, Any]) -> None:
         events.append(msg["type"] + ("" if msg.get("more_body") else ".final"))
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "2",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-length", str(length).encode())],
-        "server": ("127.0.0.1", 80),
-        "client": ("127.0.0.1", 1234),
-    }
+    scope = make_scope(
+        http_version="2", method="POST", headers=[(b"content-length", str(length).encode())]
+    )
     asyncio.run(asyncio.wait_for(WsgiToAsgi(app, executor="greenlet")(scope, receive, send), WAIT))  # type: ignore[arg-type]
     return events
 
