@@ -103,6 +103,45 @@ def _greenlet_round_trip() -> Callable[[], Awaitable[Any]]:
     return ab.sync_to_async(hundred, executor="greenlet")
 
 
+def _greenlet_floor(hide_loop: bool) -> Callable[[], Callable[[], Awaitable[Any]]]:
+    """The greenlet floor: a bare greenlet that makes 100 await trips to its driver.
+
+    No pool, no context handling, no checks: one switch out, ``await coro()``, one
+    switch in. With ``hide_loop`` the driver also hides the running loop around each
+    switch in, as rule U7 requires (two ``asyncio._set_running_loop`` calls per trip).
+    """
+    from greenlet import getcurrent, greenlet
+
+    set_loop = asyncio._set_running_loop
+
+    def make() -> Callable[[], Awaitable[Any]]:
+        async def call() -> None:
+            driver = getcurrent()
+            loop = asyncio.get_running_loop()
+
+            def body() -> None:
+                for _ in range(100):
+                    driver.switch(coro)
+
+            g = greenlet(body)
+            if hide_loop:
+                set_loop(None)
+            msg = g.switch()
+            if hide_loop:
+                set_loop(loop)
+            while not g.dead:
+                await msg()
+                if hide_loop:
+                    set_loop(None)
+                msg = g.switch()
+                if hide_loop:
+                    set_loop(loop)
+
+        return call
+
+    return make
+
+
 class _BareHandOff:
     """The floor: one parked thread, woken by an eventfd, answering via call_soon_threadsafe."""
 
@@ -193,7 +232,11 @@ CASES: list[tuple[str, dict[str, Any], int]] = [
     ),
     (
         "greenlet mode: await-from-sync round trip",
-        {"asgibridge": ("async/100", _greenlet_round_trip)},
+        {
+            "asgibridge": ("async/100", _greenlet_round_trip),
+            "floor, loop hidden (U7)": ("async/100", _greenlet_floor(True)),
+            "floor, loop visible": ("async/100", _greenlet_floor(False)),
+        },
         1000,
     ),
 ]
