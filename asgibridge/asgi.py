@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextvars
-import inspect
 import logging
 import os
 import sys
@@ -47,25 +46,26 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from ._asgi_exchange import (
+from ._asgi import (
+    AUTO_ENGAGE_WAIT,
     END,
-    ASGIApp,
     Exchange,
     Failure,
     FileBody,
+    LifespanRunner,
+    Outcome,
     PathSend,
     ResponseBody,
     cut_body,
     declared_length,
 )
-from ._asgi_lifespan import AUTO_ENGAGE_WAIT, LifespanRunner, Outcome
-from ._core import BackgroundLoop
-from ._core._threads import current_home, thread_state
-from ._environ import environ_to_scope, status_line, wsgi_headers
+from ._codec import environ_to_scope, status_line, wsgi_headers
+from ._core import BackgroundLoop, current_home, thread_state
+from ._interface import single_callable
+from ._types import ASGIApp
 from .errors import LifespanError, SchedulerError
-from .sync import iscoroutinefunction
 
 __all__ = ["AsgiToWsgi"]
 
@@ -116,49 +116,6 @@ def _check_count(name: str, value: int, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value
-
-
-def _is_asgi2(app: Any) -> bool:
-    """True for an ASGI 2 ("double-callable") application: ``app(scope)(receive, send)``.
-
-    A class is one (its instances are made from the scope and then awaited
-    with ``receive, send``), unless its instances are themselves awaitable.
-    A coroutine function, or an object whose ``__call__`` is one, is ASGI 3.
-    Any other callable is ASGI 2 only when its signature says it takes exactly
-    one required positional argument; when in doubt (no signature, ``*args``)
-    it is taken as ASGI 3, the current form.
-    """
-    if inspect.isclass(app):
-        return not hasattr(app, "__await__")
-    if iscoroutinefunction(app):
-        return False
-    call = getattr(app, "__call__", None)  # noqa: B004 - the bound method, for its signature
-    if not inspect.isfunction(app) and iscoroutinefunction(call):
-        return False
-    try:
-        params = inspect.signature(app).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    required = 0
-    for p in params:
-        if p.kind is p.VAR_POSITIONAL:
-            return False
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
-            required += 1
-    return required == 1
-
-
-def _single_callable(app: Any) -> ASGIApp:
-    """``app`` as an ASGI 3 callable; an ASGI 2 app is wrapped (defect 9)."""
-    if not _is_asgi2(app):
-        return cast(ASGIApp, app)
-
-    async def asgi2_app(scope: Any, receive: Any, send: Any) -> None:
-        instance = app(scope)
-        await instance(receive, send)
-
-    asgi2_app.__qualname__ = f"asgi2({getattr(app, '__qualname__', app)!s})"
-    return asgi2_app
 
 
 def _plain(
@@ -250,7 +207,7 @@ class AsgiToWsgi:
             raise TypeError(f"loop must be an asgibridge BackgroundLoop, got {loop!r}")
         self.app = app
         #: What requests and the lifespan call: ``app`` itself, or an ASGI 2 app wrapped.
-        self._app3: ASGIApp = _single_callable(app)
+        self._app3: ASGIApp = single_callable(app)
         self.lifespan = lifespan
         self._startup_timeout = _check_timeout("startup_timeout", startup_timeout)
         self._shutdown_timeout = _check_timeout("shutdown_timeout", shutdown_timeout)

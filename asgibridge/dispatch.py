@@ -47,9 +47,9 @@ from typing import Any, Literal, cast
 import anyio
 import anyio.abc
 
+from ._interface import iscoroutinefunction
 from .asgi import AsgiToWsgi
 from .errors import LifespanError, ServerProtocolError
-from .sync import iscoroutinefunction
 from .wsgi import WsgiToAsgi
 
 __all__ = ["Dispatcher", "Interface", "WsgiDispatcher", "as_asgi3", "detect_interface"]

@@ -30,7 +30,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
-import inspect
 import sys
 import warnings
 import weakref
@@ -58,6 +57,7 @@ from ._core import (
     set_lane_watchdog,
     thread_state,
 )
+from ._interface import iscoroutinefunction, markcoroutinefunction
 from .errors import SchedulerError
 
 __all__ = [
@@ -80,23 +80,6 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 _get_running_loop = asyncio._get_running_loop
-
-if sys.version_info >= (3, 12):
-    iscoroutinefunction = inspect.iscoroutinefunction
-    markcoroutinefunction: Callable[[_F], _F] = inspect.markcoroutinefunction
-else:  # pragma: no cover - Python 3.10 / 3.11
-
-    def iscoroutinefunction(func: object) -> bool:
-        """``inspect.iscoroutinefunction`` that also honours :func:`markcoroutinefunction`."""
-        return inspect.iscoroutinefunction(func) or (
-            getattr(func, "_is_coroutine", None) is asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
-        )
-
-    def markcoroutinefunction(func: _F) -> _F:
-        """Mark ``func`` so :func:`iscoroutinefunction` reports True (a shim for 3.12's)."""
-        func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
-        return func
-
 
 #: The ThreadSensitiveContext in force for this task, if any.
 _TSC: contextvars.ContextVar[ThreadSensitiveContext | None] = contextvars.ContextVar(

@@ -36,25 +36,30 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Seque
 from types import TracebackType
 from typing import Any, Literal, TextIO, cast
 
+from ._codec import EnvironBuilder
 from ._core import (
     Job,
     ThreadPool,
+    batching_ref,
     current_loop_ref,
     run_in_greenlet,
     run_job_async,
     thread_state,
 )
-from ._environ import EnvironBuilder
-from ._wsgi_exchange import (
+from ._interface import iscoroutinefunction
+from ._types import Message
+from ._wsgi import (
+    EMPTY_INPUT,
     Admission,
+    ErrorStream,
+    FileWrapper,
     GreenletExchange,
+    Input,
     ThreadExchange,
-    _body_message,
-    batching_ref,
+    body_message,
+    run_wsgi,
 )
-from ._wsgi_response import EMPTY_INPUT, ErrorStream, FileWrapper, Input, Message, run_wsgi
 from .errors import ClientDisconnected, RequestRejected, ServerProtocolError
-from .sync import iscoroutinefunction
 
 __all__ = ["WsgiToAsgi"]
 
@@ -360,7 +365,7 @@ class WsgiToAsgi:
             msg = await receive()
             if msg["type"] != "http.request":
                 try:
-                    _body_message(msg)
+                    body_message(msg)
                 except ClientDisconnected:
                     return  # the client left before the app ran: nothing to answer
         if not self._greenlet:
@@ -454,7 +459,7 @@ class WsgiToAsgi:
                 msg = await receive()
                 if msg["type"] != "http.request":
                     try:
-                        _body_message(msg)
+                        body_message(msg)
                     except ClientDisconnected:
                         return
                 data = msg.get("body", b"")

@@ -158,7 +158,10 @@ def _wsgi_floor(greenlet: bool) -> Any:
     import io
 
     from asgibridge._core import run_in_greenlet
-    from asgibridge._environ import EnvironBuilder
+    try:
+        from asgibridge._codec import EnvironBuilder
+    except ImportError:  # a tree from before the layout of issue 10 (--baseline)
+        from asgibridge._environ import EnvironBuilder  # type: ignore[no-redef]
     from examples.wsgi_hello import app as wsgi_app
 
     builder = EnvironBuilder(errors=io.StringIO(), multithread=True)

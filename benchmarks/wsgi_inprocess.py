@@ -121,7 +121,10 @@ def floor_bridge(greenlet: bool) -> ASGIApp:
     conformance costs.
     """
     from asgibridge._core import run_in_greenlet
-    from asgibridge._environ import EnvironBuilder
+    try:
+        from asgibridge._codec import EnvironBuilder
+    except ImportError:  # a tree from before the layout of issue 10 (--baseline)
+        from asgibridge._environ import EnvironBuilder  # type: ignore[no-redef]
 
     builder = EnvironBuilder(errors=io.StringIO(), multithread=True)
     app: Any = flask_app.wsgi_app
@@ -230,7 +233,10 @@ def bridged_round(factory: Callable[[], ASGIApp], n: int, concurrency: int) -> f
 
 
 def direct_round(n: int, from_scope: bool = False) -> float:
-    from asgibridge._environ import EnvironBuilder
+    try:
+        from asgibridge._codec import EnvironBuilder
+    except ImportError:  # a tree from before the layout of issue 10 (--baseline)
+        from asgibridge._environ import EnvironBuilder  # type: ignore[no-redef]
 
     app = flask_app.wsgi_app
     status: list[str] = []

@@ -1,4 +1,4 @@
-"""Tests for asgibridge._environ: scope <-> environ translation and start_response checks.
+"""Tests for asgibridge._codec: scope <-> environ translation and start_response checks.
 
 Test names carry the conformance rule they cover (see docs/conformance.md).
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from asgibridge import _environ
-from asgibridge._environ import build_environ, encode_response_start, environ_to_scope
+from asgibridge._codec import _environ
+from asgibridge._codec import build_environ, encode_response_start, environ_to_scope
 from asgibridge.errors import AppProtocolError, RequestRejected, ServerProtocolError
 
 Headers = list[tuple[bytes, bytes]]
@@ -941,7 +941,7 @@ def test_a7_non_text_header_value_left_out() -> None:
 
 
 def test_a7_header_plan_cache_is_bounded() -> None:
-    from asgibridge import _environ
+    from asgibridge._codec import _environ
 
     for i in range(_environ._CACHE_LIMIT + 10):
         scope = environ_to_scope(make_environ(**{f"HTTP_X_CHURN_{i}": str(i)}))

@@ -269,7 +269,7 @@ def test_a7_raw_path_without_a_server_target_is_the_quoted_path(path: str) -> No
     """granian sends no RAW_URI/REQUEST_URI: the shortcut must equal percent-encoding."""
     from urllib.parse import quote
 
-    from asgibridge._environ import environ_to_scope
+    from asgibridge._codec import environ_to_scope
 
     environ = {
         "REQUEST_METHOD": "GET",

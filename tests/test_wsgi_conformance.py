@@ -1490,7 +1490,8 @@ def test_blocking_app_gets_more_threads(backend: str) -> None:
 def test_growth_checker_cancelled_with_its_loop_can_restart(backend: str) -> None:
     """A checker cancelled with its loop does not stop later loops from growing the pool."""
     from asgibridge._core import current_loop_ref
-    from asgibridge._wsgi_exchange import Admission, batching_ref
+    from asgibridge._core import batching_ref
+    from asgibridge._wsgi import Admission
 
     started: list[object] = []
     adm = Admission(started.append, soft=1, hard=4)

@@ -18,6 +18,7 @@ from ._greenlets import (
     set_greenlet_hold_warning,
 )
 from ._loops import BackgroundLoop, run_on_thread_loop
+from ._primitives import Background, Signal, batching_ref, checkpoint, make_signal, spawn
 from ._threads import (
     GREENLET_HOME,
     HOME,
@@ -28,13 +29,23 @@ from ._threads import (
     ThreadHome,
     ThreadPool,
     apply_context,
+    current_home,
     portal_call,
+    run_job,
     run_job_async,
     set_lane_watchdog,
     thread_state,
 )
 
 __all__ = [
+    "Background",
+    "Signal",
+    "batching_ref",
+    "checkpoint",
+    "current_home",
+    "make_signal",
+    "run_job",
+    "spawn",
     "GREENLET_HOME",
     "HOME",
     "BackgroundLoop",

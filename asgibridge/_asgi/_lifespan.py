@@ -43,7 +43,7 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .errors import AppProtocolError
+from ..errors import AppProtocolError
 
 __all__ = ["AUTO_ENGAGE_WAIT", "Outcome", "LifespanRunner"]
 

@@ -69,9 +69,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import IO, Any
 
-from ._core import default_scheduler
-from ._core._threads import HOME, Job, ThreadHome, run_job
-from .errors import AppProtocolError, ClientDisconnected, SchedulerError
+from .._core import HOME, Job, ThreadHome, default_scheduler, run_job
+from ..errors import AppProtocolError, ClientDisconnected, SchedulerError
 
 __all__ = [
     "END",

@@ -54,7 +54,7 @@ from http import HTTPStatus
 from typing import Any, TextIO
 from urllib.parse import quote, unquote_to_bytes
 
-from .errors import AppProtocolError, RequestRejected, ServerProtocolError
+from ..errors import AppProtocolError, RequestRejected, ServerProtocolError
 
 __all__ = [
     "EnvironBuilder",

@@ -45,11 +45,11 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from types import TracebackType
 from typing import Any, Protocol
 
-from ._environ import encode_response_start
-from .errors import AppProtocolError, ClientDisconnected
+from .._codec import encode_response_start
+from .._types import ExcInfo, Message
+from ..errors import AppProtocolError, ClientDisconnected
 
 __all__ = [
     "EMPTY_INPUT",
@@ -62,8 +62,6 @@ __all__ = [
 
 logger = logging.getLogger("asgibridge.wsgi")
 
-Message = dict[str, Any]
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 _START = "http.response.start"
 _BODY = "http.response.body"
