@@ -60,6 +60,7 @@ __all__ = [
     "EnvironBuilder",
     "build_environ",
     "encode_response_start",
+    "encode_response_start_cached",
     "environ_to_scope",
     "status_line",
     "wsgi_headers",
@@ -609,6 +610,42 @@ def encode_response_start(
             content_length = length
         encoded.append((raw_name, raw_value))
     return code, encoded, content_length
+
+
+# Memo of encode_response_start() results. Most apps send the same few
+# status + header combinations again and again (validation and encoding
+# cost ~2 us; a hit costs ~0.4 us). Cleared when full, so one-off header
+# sets (cookies, ETags) cannot keep stable ones out for long.
+_START_MEMO: dict[tuple[Any, ...], tuple[int, list[tuple[bytes, bytes]], int | None]] = {}
+_START_MEMO_LIMIT = 256
+
+
+def encode_response_start_cached(
+    status: str, headers: list[tuple[str, str]]
+) -> tuple[int, list[tuple[bytes, bytes]], int | None]:
+    """:func:`encode_response_start`, memoised on ``(status, *headers)``.
+
+    Same arguments, result and errors. Only a ``list`` of hashable items is
+    memoised (anything else is encoded every time); each call returns a new
+    header list, so the caller may change it. The memo is bounded: when full
+    it is cleared, so one-off header sets cost speed, never memory.
+    """
+    key: tuple[Any, ...] | None = None
+    hit = None
+    if headers.__class__ is list:
+        try:
+            key = (status, *headers)
+            hit = _START_MEMO.get(key)
+        except TypeError:  # unhashable items (lists instead of tuples): no memo
+            key = None
+    if hit is not None:
+        return hit[0], list(hit[1]), hit[2]
+    result = encode_response_start(status, headers)
+    if key is not None:
+        if len(_START_MEMO) >= _START_MEMO_LIMIT:
+            _START_MEMO.clear()
+        _START_MEMO[key] = (result[0], list(result[1]), result[2])
+    return result
 
 
 def _header_plan(shape: tuple[Any, ...]) -> tuple[tuple[str, bytes], ...]:
