@@ -38,7 +38,7 @@ from asgibridge.sync import (
     async_to_sync,
     sync_to_async,
 )
-from tests.test_wsgi_conformance import make_scope
+from tests.support.scopes import make_scope
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import wsgiref.validate
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +28,16 @@ import pytest
 from asgibridge.errors import AppProtocolError, ClientDisconnected, ServerProtocolError
 from asgibridge.sync import async_to_sync
 from asgibridge.wsgi import WsgiToAsgi
+from tests.support.drivers import AsgiResult as Result
+from tests.support.drivers import asgi_call as call
+from tests.support.drivers import asgi_request as request
+from tests.support.scopes import make_scope
 
 Message = dict[str, Any]
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 
 # ------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(params=["thread", "greenlet"])
-def executor(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 class Bridges:
@@ -69,102 +63,6 @@ def make(executor: str) -> Iterator[Bridges]:
     bridges = Bridges(executor)
     yield bridges
     bridges.close()
-
-
-def make_scope(**overrides: Any) -> dict[str, Any]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("10.0.0.7", 51234),
-        "scheme": "http",
-        "method": "GET",
-        "root_path": "",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "headers": [(b"host", b"example.com")],
-    }
-    scope.update(overrides)
-    return scope
-
-
-class Result:
-    """What the bridge sent for one request."""
-
-    def __init__(self, messages: list[Message]) -> None:
-        self.messages = messages
-
-    @property
-    def status(self) -> int:
-        assert self.messages, "no response was sent"
-        assert self.messages[0]["type"] == "http.response.start", self.messages
-        return int(self.messages[0]["status"])
-
-    @property
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        return list(self.messages[0]["headers"])
-
-    def header(self, name: bytes) -> bytes | None:
-        values = [v for k, v in self.headers if k == name]
-        return values[0] if values else None
-
-    @property
-    def bodies(self) -> list[Message]:
-        return [m for m in self.messages if m["type"] == "http.response.body"]
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(m.get("body", b"") for m in self.bodies)
-
-    @property
-    def complete(self) -> bool:
-        last = self.messages[-1] if self.messages else {}
-        return last.get("type") == "http.response.pathsend" or (
-            last.get("type") == "http.response.body" and not last.get("more_body", False)
-        )
-
-
-async def call(
-    bridge: Any,
-    scope: dict[str, Any] | None = None,
-    body: Iterable[bytes] = (b"",),
-    *,
-    on_send: Callable[[Message], Awaitable[None]] | None = None,
-    timeout: float = 10.0,
-) -> Result:
-    """One request: ``body`` chunks from receive(), then http.disconnect once answered."""
-    chunks = list(body)
-    messages: list[Message] = []
-    answered = anyio.Event()
-
-    async def receive() -> Message:
-        if chunks:
-            data = chunks.pop(0)
-            return {"type": "http.request", "body": data, "more_body": bool(chunks)}
-        await answered.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-        if on_send is not None:
-            await on_send(message)
-        if message["type"] == "http.response.pathsend" or (
-            message["type"] == "http.response.body" and not message.get("more_body", False)
-        ):
-            answered.set()
-
-    with anyio.fail_after(timeout):
-        await bridge(scope or make_scope(), receive, send)
-    return Result(messages)
-
-
-def request(backend: str, bridge: Any, *args: Any, **kwargs: Any) -> Result:
-    async def main() -> Result:
-        return await call(bridge, *args, **kwargs)
-
-    return anyio.run(main, backend=backend)
 
 
 def hello(environ: Environ, start_response: StartResponse) -> list[bytes]:
@@ -1489,8 +1387,7 @@ def test_blocking_app_gets_more_threads(backend: str) -> None:
 
 def test_growth_checker_cancelled_with_its_loop_can_restart(backend: str) -> None:
     """A checker cancelled with its loop does not stop later loops from growing the pool."""
-    from asgibridge._core import current_loop_ref
-    from asgibridge._core import batching_ref
+    from asgibridge._core import batching_ref, current_loop_ref
     from asgibridge._wsgi import Admission
 
     started: list[object] = []
