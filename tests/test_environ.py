@@ -15,32 +15,10 @@ import pytest
 from asgibridge._codec import _environ
 from asgibridge._codec import build_environ, encode_response_start, environ_to_scope
 from asgibridge.errors import AppProtocolError, RequestRejected, ServerProtocolError
+from tests.support.scopes import cgi_environ as make_environ
+from tests.support.scopes import uvicorn_scope as make_scope
 
 Headers = list[tuple[bytes, bytes]]
-
-
-def make_scope(**overrides: Any) -> dict[str, Any]:
-    """A scope shaped like the ones uvicorn builds."""
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("10.0.0.7", 51234),
-        "scheme": "http",
-        "method": "GET",
-        "root_path": "",
-        "path": "/items/42",
-        "raw_path": b"/items/42",
-        "query_string": b"a=1&b=2",
-        "headers": [
-            (b"host", b"example.com:8000"),
-            (b"user-agent", b"pytest"),
-            (b"accept", b"*/*"),
-        ],
-    }
-    scope.update(overrides)
-    return scope
 
 
 def environ_for(**overrides: Any) -> dict[str, Any]:
@@ -784,26 +762,6 @@ def test_c16_response_bad_content_length(headers: list[tuple[str, str]]) -> None
 
 
 # ---------------------------------------------------------------- A7 environ_to_scope
-
-
-def make_environ(**overrides: Any) -> dict[str, Any]:
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/items/42",
-        "QUERY_STRING": "a=1",
-        "SERVER_NAME": "example.com",
-        "SERVER_PORT": "8080",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "10.0.0.7",
-        "REMOTE_PORT": "51234",
-        "HTTP_HOST": "example.com:8080",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
-        "wsgi.errors": io.StringIO(),
-    }
-    environ.update(overrides)
-    return environ
 
 
 def test_a7_scope_basics() -> None:
