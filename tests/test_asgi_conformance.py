@@ -38,6 +38,8 @@ from starlette.routing import Route
 from asgibridge.asgi import AsgiToWsgi
 from asgibridge.errors import AppProtocolError, ClientDisconnected, LifespanError, SchedulerError
 from asgibridge.sync import sync_to_async
+from tests.support.drivers import wsgi_call as call
+from tests.support.scopes import make_environ
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -49,69 +51,6 @@ TEXT = [(b"content-type", b"text/plain")]
 
 
 # ----------------------------------------------------------------------- helpers
-
-
-def make_environ(method: str = "GET", path: str = "/", **extra: Any) -> dict[str, Any]:
-    """A complete PEP 3333 environ, as wsgiref's test defaults build it.
-
-    ``body`` (bytes) sets ``wsgi.input`` and ``CONTENT_LENGTH``; with
-    ``chunked=True`` it sets ``wsgi.input_terminated`` instead; ``stream``
-    replaces the input stream. Every other keyword is an environ key.
-    """
-    body: bytes | None = extra.pop("body", None)
-    chunked: bool = extra.pop("chunked", False)
-    stream: Any = extra.pop("stream", None)
-    environ: dict[str, Any] = {}
-    wsgiref.util.setup_testing_defaults(environ)
-    environ["REQUEST_METHOD"] = method
-    environ["PATH_INFO"] = path
-    environ["SERVER_PROTOCOL"] = "HTTP/1.1"
-    environ["QUERY_STRING"] = ""
-    if body is not None:
-        environ["wsgi.input"] = stream if stream is not None else io.BytesIO(body)
-        if chunked:
-            environ["wsgi.input_terminated"] = True
-        else:
-            environ["CONTENT_LENGTH"] = str(len(body))
-    environ.update(extra)
-    return environ
-
-
-class Result:
-    def __init__(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    @property
-    def code(self) -> int:
-        return int(self.status.split()[0])
-
-    def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
-
-
-def call(app: Any, environ: dict[str, Any] | None = None, *, validate: bool = True) -> Result:
-    """Call a WSGI app like a server does (under wsgiref.validate by default)."""
-    environ = make_environ() if environ is None else environ
-    got: dict[str, Any] = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        got["status"], got["headers"] = status, headers
-        return lambda data: None
-
-    wsgi = validator(app) if validate else app
-    iterable = wsgi(environ, start_response)
-    try:
-        body = b"".join(iterable)
-    finally:
-        close = getattr(iterable, "close", None)
-        if close is not None:
-            close()
-    return Result(got["status"], got["headers"], body)
 
 
 async def respond(send: Send, body: bytes = b"ok", status: int = 200) -> None:
