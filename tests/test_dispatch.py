@@ -177,6 +177,65 @@ async def test_detect_interface_refuses_with_the_fix(obj: Any, words: str) -> No
         detect_interface(obj)
 
 
+class _NoSignature:
+    __signature__ = 1  # inspect.signature() raises TypeError: nothing to read
+
+    def __call__(self, scope: Any) -> Any:
+        return _asgi3
+
+
+class _Methods:
+    def wsgi(self, environ: Any, start_response: Any) -> list[bytes]:
+        return []
+
+    async def asgi3(self, scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    def asgi2(self, scope: Any) -> Any:
+        return _asgi3
+
+
+def _agreement_cases() -> list[Any]:
+    m = _Methods()
+    undetectable = [
+        pytest.param(lambda *a: None, id="varargs"),
+        pytest.param(_NoSignature(), id="no-signature"),
+        pytest.param(lambda: None, id="no-args"),
+        pytest.param(lambda a, b, c, d: None, id="four-args"),
+    ]
+    bound = [
+        pytest.param(m.wsgi, id="wsgi-method"),
+        pytest.param(m.asgi3, id="asgi3-method"),
+        pytest.param(m.asgi2, id="asgi2-method"),
+        pytest.param(functools.partial(_asgi2), id="asgi2-partial"),
+    ]
+    detected = [pytest.param(c.values[0], id=c.id) for c in _detect_cases()]
+    return [*detected, *bound, *undetectable]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("app", _agreement_cases())
+async def test_detect_interface_and_asgi_to_wsgi_read_apps_alike(app: Any) -> None:
+    """One signature reading, two policies (asgibridge._interface).
+
+    Where detect_interface answers, AsgiToWsgi's lenient is_asgi2 agrees with it,
+    except that any class is ASGI 2 to AsgiToWsgi (it is never given WSGI apps);
+    where detect_interface refuses, is_asgi2 reads the app as ASGI 3 only if the
+    signature does not say, and ASGI 2 never.
+    """
+    from asgibridge._interface import is_asgi2
+
+    try:
+        kind = detect_interface(app)
+    except TypeError:
+        assert is_asgi2(app) is False
+        return
+    if isinstance(app, type) and kind == "wsgi":
+        assert is_asgi2(app) is True
+        return
+    assert is_asgi2(app) is (kind == "asgi2")
+
+
 async def test_asgi2_app_is_adapted(anyio_backend: Any) -> None:
     class App:
         def __init__(self, scope: Any) -> None:
