@@ -22,67 +22,33 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from asgibridge.wsgi import WsgiToAsgi
+from tests.support.drivers import asgi_request
+from tests.support.scopes import make_scope
 
 Message = dict[str, Any]
 
 
-@pytest.fixture(params=["thread", "greenlet"])
-def executor(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 def _scope(method: str, headers: list[tuple[bytes, bytes]], http_version: str) -> Message:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": http_version,
-        "method": method,
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"h"), *headers],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-    }
+    return make_scope(
+        http_version=http_version,
+        method=method,
+        headers=[(b"host", b"h"), *headers],
+        client=("127.0.0.1", 5000),
+    )
 
 
 def _run(
     bridge: WsgiToAsgi, scope: Message, messages: list[Message], backend: str
 ) -> tuple[int, list[Message]]:
     """Serve one request; return (receive() calls, messages sent)."""
-    calls = [0]
-    sent: list[Message] = []
-
-    async def main() -> None:
-        async def receive() -> Message:
-            calls[0] += 1
-            if messages:
-                return messages.pop(0)
-            await anyio.sleep_forever()
-            raise AssertionError
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-
-        with anyio.fail_after(10):
-            await bridge(scope, receive, send)
-
     try:
-        anyio.run(main, backend=backend)
+        result = asgi_request(backend, bridge, scope, inbox=messages, then="never", timeout=10)
     finally:
         bridge.close()
-    return calls[0], sent
+    return result.receives, result.messages
 
 
 def _read_all(environ: dict[str, Any], start_response: Any) -> list[bytes]:
