@@ -16,6 +16,8 @@ import pytest
 
 from asgibridge import AsgiToWsgi, Dispatcher, WsgiToAsgi
 from asgibridge.dispatch import WsgiDispatcher, as_asgi3, detect_interface
+from tests.support.drivers import asgi_call, wsgi_call
+from tests.support.scopes import make_scope
 
 pytestmark = pytest.mark.anyio
 
@@ -57,37 +59,20 @@ def make_wsgi(name: str, seen: list[Any] | None = None) -> Any:
 
 
 def http_scope(path: str, root_path: str = "", raw_path: bytes | None = None) -> Message:
-    scope: Message = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": raw_path if raw_path is not None else path.encode(),
-        "root_path": root_path,
-        "query_string": b"",
-        "headers": [(b"host", b"test")],
-        "client": ("127.0.0.1", 1234),
-        "server": ("127.0.0.1", 80),
-    }
-    return scope
+    return make_scope(
+        path=path,
+        raw_path=raw_path if raw_path is not None else path.encode(),
+        root_path=root_path,
+        headers=[(b"host", b"test")],
+        client=("127.0.0.1", 1234),
+        server=("127.0.0.1", 80),
+    )
 
 
 async def call(app: Any, scope: Message, inbox: list[Message] | None = None) -> list[Message]:
-    messages = list(inbox or [{"type": "http.request", "body": b"", "more_body": False}])
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        if messages:
-            return messages.pop(0)
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent
+    messages = inbox or [{"type": "http.request", "body": b"", "more_body": False}]
+    result = await asgi_call(app, scope, inbox=messages, then="disconnect", timeout=None)
+    return result.messages
 
 
 def body_of(sent: list[Message]) -> str:
@@ -524,20 +509,8 @@ def wsgi_get(app: Any, path: str, script_name: str = "") -> tuple[str, str]:
     environ: dict[str, Any] = {"PATH_INFO": path, "SCRIPT_NAME": script_name}
     setup_testing_defaults(environ)
     environ["PATH_INFO"], environ["SCRIPT_NAME"] = path, script_name
-    status: list[str] = []
-
-    def start_response(s: str, headers: Any, exc_info: Any = None) -> Any:
-        status.append(s)
-        return lambda data: None
-
-    result = app(environ, start_response)
-    try:
-        body = b"".join(result).decode("latin-1")
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return status[0], body
+    result = wsgi_call(app, environ, validate=False)
+    return result.statuses[0], result.body.decode("latin-1")
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
