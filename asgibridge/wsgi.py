@@ -2,23 +2,28 @@
 
 Theory of operation
 -------------------
-``WsgiToAsgi`` is an ASGI 3 application. Per scope type:
+``WsgiToAsgi`` is an ASGI 3 application. This module holds its options,
+their validation and its lifetime (the worker pool, :meth:`WsgiToAsgi.close`);
+``__call__`` looks the scope type up in a small route table and awaits one
+function from :mod:`asgibridge._wsgi`, which owns the request from there:
 
-* ``http``: build the environ (pure, :mod:`asgibridge._environ`), then run
-  the app in a worker: a thread from this instance's own bounded pool
-  (``executor="thread"``, the default) or a pooled greenlet on the loop's
-  own thread (``executor="greenlet"``). The WSGI side
-  (:mod:`asgibridge._wsgi_response`) knows nothing about loops; the loop
-  side (:mod:`asgibridge._wsgi_exchange`) knows nothing about PEP 3333.
+* ``http``: the request path of the configured executor. ``"thread"`` (the
+  default, :mod:`asgibridge._wsgi._thread`): a thread from this instance's
+  own bounded pool; one hand-off to a worker and one back for a small
+  response, and only ``active_workers`` requests run at once unless the
+  running ones look blocked (:class:`~asgibridge._wsgi.Admission`), because
+  extra runnable threads only add GIL hand-offs. ``"greenlet"``
+  (:mod:`asgibridge._wsgi._greenlet`): a pooled greenlet on the loop's own
+  thread. The WSGI side (:mod:`asgibridge._wsgi._pep3333`) knows nothing
+  about loops; the loop side knows nothing about PEP 3333.
 * ``lifespan``: run the ``on_startup`` / ``on_shutdown`` hooks, answer every
-  message, and stop the worker threads on shutdown (rule C17).
+  message, and stop the worker threads on shutdown (rule C17;
+  :mod:`asgibridge._wsgi._lifespan`).
 * ``websocket``: refused with a close right after ``websocket.connect``.
 
-Thread mode costs one hand-off to a worker and one back for a small
-response (see :mod:`asgibridge._wsgi_exchange`), and only ``active_workers``
-requests run at once unless the running ones look blocked
-(:class:`~asgibridge._wsgi_exchange.Admission`), because extra runnable
-threads only add GIL hand-offs.
+A new scope type is one entry in :meth:`WsgiToAsgi._route_table` and one
+module in ``_wsgi``; a new executor is one entry in ``_EXECUTORS`` and one
+module providing an :class:`~asgibridge._wsgi.Executor`.
 
 Nothing starts at import or construction: the pool starts with the first
 request, starts afresh after :meth:`WsgiToAsgi.close` or in a forked child,
@@ -27,57 +32,45 @@ and its idle threads exit after ``idle_timeout`` seconds.
 
 from __future__ import annotations
 
-import contextvars
-import inspect
-import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, TextIO, cast
 
 from ._codec import EnvironBuilder
-from ._core import (
-    Job,
-    ThreadPool,
-    batching_ref,
-    current_loop_ref,
-    run_in_greenlet,
-    run_job_async,
-    thread_state,
-)
-from ._interface import iscoroutinefunction
-from ._types import Message
+from ._core import ThreadPool
+from ._types import Receive, Scope, Send, WSGIApp
 from ._wsgi import (
-    EMPTY_INPUT,
-    Admission,
+    GREENLET,
+    THREAD,
     ErrorStream,
+    Executor,
     FileWrapper,
-    GreenletExchange,
-    Input,
+    Hook,
+    PoolAdmission,
     ThreadExchange,
-    body_message,
-    run_wsgi,
+    refuse_websocket,
+    serve_lifespan,
 )
-from .errors import ClientDisconnected, RequestRejected, ServerProtocolError
+from .errors import ServerProtocolError
 
 __all__ = ["WsgiToAsgi"]
 
-logger = logging.getLogger("asgibridge.wsgi")
+#: Where the app runs, by ``executor=`` name: a request path and a hook runner each.
+_EXECUTORS: dict[str, Executor] = {"thread": THREAD, "greenlet": GREENLET}
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Hook = Callable[[], Any]
+Route = Callable[[Any, Scope, Receive, Send], Awaitable[None]]
 
-_EMPTY: dict[str, Any] = {}
 
-# A request of these methods, with these SERVER_PROTOCOLs, and with neither
-# Content-Length nor Transfer-Encoding has no body (RFC 9112 section 6.3; an
-# HTTP/2 or HTTP/3 request may have one without either header).
-_BODYLESS_METHODS = frozenset({"GET", "HEAD"})
-_BODYLESS_PROTOCOLS = frozenset({"HTTP/1.1", "HTTP/1.0"})
+class _Routes(dict[str, Route]):
+    """Scope type -> request path; an unknown type raises (at no cost to known ones)."""
+
+    def __missing__(self, kind: str) -> Route:
+        raise ServerProtocolError(
+            f"WsgiToAsgi cannot handle ASGI scope type {kind!r}; it serves 'http', "
+            "'lifespan' and 'websocket' (refused). Route other scope types to another app."
+        )
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -184,7 +177,7 @@ class WsgiToAsgi:
             raise TypeError(
                 f"app must be a WSGI callable app(environ, start_response), got {app!r}"
             )
-        if executor not in ("thread", "greenlet"):
+        if executor not in _EXECUTORS:
             raise ValueError(f"executor must be 'thread' or 'greenlet', got {executor!r}")
         self.app = app
         self.executor = executor
@@ -221,10 +214,17 @@ class WsgiToAsgi:
         if shutdown_timeout < 0:
             raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
         self.shutdown_timeout = float(shutdown_timeout)
-        self._adm: _PoolAdmission | None = None
+        self._adm: PoolAdmission[ThreadExchange] | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
-        self._greenlet = executor == "greenlet"
+        self._executor = _EXECUTORS[executor]
+        self._routes = self._route_table()
+
+    def _route_table(self) -> _Routes:
+        """The request path of each scope type: a new scope type is one entry here."""
+        return _Routes(
+            http=self._executor.serve, lifespan=serve_lifespan, websocket=refuse_websocket
+        )
 
     def __repr__(self) -> str:
         return f"WsgiToAsgi({self.app!r}, executor={self.executor!r})"
@@ -267,7 +267,7 @@ class WsgiToAsgi:
         """The worker pool (thread mode), started on first use and after a fork."""
         return self._admission().pool
 
-    def _admission(self) -> _PoolAdmission:
+    def _admission(self) -> PoolAdmission[ThreadExchange]:
         adm = self._adm
         if adm is None or self._pool_pid != os.getpid():
             with self._pool_lock:
@@ -280,7 +280,7 @@ class WsgiToAsgi:
                         name="asgibridge-wsgi",
                         idle_timeout=self.idle_timeout,
                     )
-                    adm = self._adm = _PoolAdmission(
+                    adm = self._adm = PoolAdmission(
                         pool, self.active_workers, self.max_workers, self.max_stalled_uploads
                     )
                     self._pool_pid = os.getpid()
@@ -325,365 +325,5 @@ class WsgiToAsgi:
     # --------------------------------------------------------------------- ASGI
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI 3 entry point."""
-        kind = scope["type"]
-        if kind != "http":
-            if kind == "lifespan":
-                await self._lifespan(receive, send)
-            elif kind == "websocket":
-                await _refuse_websocket(receive, send)
-            else:
-                raise ServerProtocolError(
-                    f"WsgiToAsgi cannot handle ASGI scope type {kind!r}; it serves 'http', "
-                    "'lifespan' and 'websocket' (refused). Route other scope types to another app."
-                )
-            return
-        try:
-            environ = self._environ.build(scope)
-        except RequestRejected as exc:
-            await _reject(send, exc)
-            return
-        environ["asgi.scope"] = scope
-        length_text = environ.get("CONTENT_LENGTH")
-        length = int(length_text) if length_text else None
-        if length == 0 or (
-            length is None
-            and environ["REQUEST_METHOD"] in _BODYLESS_METHODS
-            and "HTTP_TRANSFER_ENCODING" not in environ
-            and environ["SERVER_PROTOCOL"] in _BODYLESS_PROTOCOLS
-        ):
-            # No body: Content-Length 0, or an HTTP/1.x GET or HEAD with neither
-            # Content-Length nor Transfer-Encoding (RFC 9112 section 6.3; other
-            # methods are left to the server's messages, as some ASGI servers
-            # and test clients stream bodies without those headers). So
-            # receive() is not called before the app runs: on granian each call
-            # costs a loop iteration and a wake-up from its Rust threads (issue
-            # 14). The server's empty http.request stays unread until a
-            # disconnect watcher calls receive() (``unread``).
-            msg: Message | None = None
-        else:
-            msg = await receive()
-            if msg["type"] != "http.request":
-                try:
-                    body_message(msg)
-                except ClientDisconnected:
-                    return  # the client left before the app ran: nothing to answer
-        if not self._greenlet:
-            await self._serve_thread(scope, receive, send, environ, length, msg)
-            return
-
-        # Greenlet mode, inline: this is the hot path.
-        if msg is None:
-            ex = GreenletExchange(receive, send, scope.get("extensions") or _EMPTY, True)
-            ex.unread = True
-            environ["wsgi.input"] = EMPTY_INPUT
-        else:
-            data = msg.get("body", b"")
-            more = msg.get("more_body", False)
-            ex = GreenletExchange(receive, send, scope.get("extensions") or _EMPTY, not more)
-            if data or more or length:
-                environ["wsgi.input"] = Input(ex.pull, length, data, more)
-            else:
-                environ["wsgi.input"] = EMPTY_INPUT
-        try:
-            await run_in_greenlet(run_wsgi, self.app, environ, ex)
-        except Exception:
-            # The response may be complete (close() failed): deliver it first.
-            if ex.tail and not ex.gone:
-                await _send_all(send, ex.tail)
-            raise
-        finally:
-            if ex.watcher is not None:
-                ex.watcher.cancel()
-        if ex.watcher is not None:
-            await ex.watcher.join()
-        if not ex.body_done and not ex.gone:
-            await _take_body_end(ex, environ["wsgi.input"], receive)
-        if not ex.gone:
-            try:
-                for msg in ex.tail:
-                    await send(msg)
-            except OSError:
-                return
-        error = ex.send_error
-        if error is not None and not isinstance(error, OSError):
-            raise error
-
-    async def _serve_thread(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        environ: dict[str, Any],
-        length: int | None,
-        msg: Message | None,
-    ) -> None:
-        ref = batching_ref(current_loop_ref())
-        ex = ThreadExchange(
-            ref,
-            receive,
-            send,
-            scope.get("extensions") or _EMPTY,
-            window_n=self.send_window,
-            window_b=self.send_window_bytes,
-            body_window=self.body_window,
-            body_timeout=self.body_timeout,
-        )
-        # Read the start of the body on the loop, before a worker is taken (C15).
-        if msg is None:  # no body, and the server's empty http.request is unread
-            ex.body_done = True
-            ex.unread = True
-            environ["wsgi.input"] = EMPTY_INPUT
-        elif not msg.get("more_body", False):
-            data = msg.get("body", b"")
-            ex.body_done = True
-            if data:
-                ex.body.append(data)
-                ex.body_b = len(data)
-            elif not length:
-                environ["wsgi.input"] = EMPTY_INPUT
-        else:
-            data = msg.get("body", b"")
-            body = ex.body
-            got = 0
-            prefetch = self.prefetch
-            while True:
-                if data:
-                    body.append(data)
-                    got += len(data)
-                if not msg.get("more_body", False):
-                    ex.body_done = True
-                    break
-                if got >= prefetch:
-                    break
-                msg = await receive()
-                if msg["type"] != "http.request":
-                    try:
-                        body_message(msg)
-                    except ClientDisconnected:
-                        return
-                data = msg.get("body", b"")
-            ex.body_b = got
-        if "wsgi.input" not in environ:
-            environ["wsgi.input"] = Input(ex.pull, length)
-
-        adm = self._admission()
-        ex.adm = adm
-        ex.app = self.app
-        ex.environ = environ
-        job = ex.job = Job(_job_main, (ex, adm), {}, contextvars.copy_context())
-        job.ref = ref
-        job.settle = ex.on_settle
-        try:
-            adm.admit(ex)
-            await ex.dispatch()
-        except BaseException:
-            if ex.outcome is None:
-                cancel = job.cancel_nested
-                if cancel is not None:
-                    cancel()
-                ex.abandon("the request was cancelled")
-            elif ex.rx is not None:
-                ex.rx.cancel()
-            raise
-        # The worker is done with this request: break the exchange <-> job
-        # cycle so that refcounting frees both now, not a later GC pass.
-        ex.job = None
-        rx = ex.rx
-        if rx is not None:
-            rx.cancel()
-            await rx.join()
-        assert ex.outcome is not None
-        ok, value = ex.outcome
-        if not ok:
-            if ex.timed_out and ex.sent_n == 0 and isinstance(value, ClientDisconnected):
-                await _answer(send, 408, b"Request Timeout: the request body stalled\n")
-                return
-            raise value
-        error = ex.send_error
-        if error is not None and not isinstance(error, OSError):
-            raise error
-
-    # ----------------------------------------------------------------- lifespan
-
-    async def _run_hook(self, hook: Hook) -> None:
-        if iscoroutinefunction(hook) or iscoroutinefunction(
-            getattr(hook, "__call__", None)  # noqa: B004
-        ):
-            await hook()
-            return
-        if self._greenlet:
-            result = await run_in_greenlet(hook)
-        else:
-            result = await run_job_async(Job(hook, (), {}, contextvars.copy_context()), self.pool)
-        if inspect.isawaitable(result):
-            await result
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            msg = await receive()
-            kind = msg.get("type")
-            if kind == "lifespan.startup":
-                for hook in self.on_startup:
-                    try:
-                        await self._run_hook(hook)
-                    except Exception as exc:
-                        logger.exception("WsgiToAsgi startup hook %r failed", hook)
-                        await send(
-                            {
-                                "type": "lifespan.startup.failed",
-                                "message": f"startup hook {_name(hook)} raised {exc!r}",
-                            }
-                        )
-                        return
-                await send({"type": "lifespan.startup.complete"})
-            elif kind == "lifespan.shutdown":
-                failure = ""
-                for hook in self.on_shutdown:
-                    try:
-                        await self._run_hook(hook)
-                    except Exception as exc:
-                        logger.exception("WsgiToAsgi shutdown hook %r failed", hook)
-                        failure = failure or f"shutdown hook {_name(hook)} raised {exc!r}"
-                await self.aclose()
-                if failure:
-                    await send({"type": "lifespan.shutdown.failed", "message": failure})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                return
-            else:
-                raise ServerProtocolError(
-                    f"unexpected lifespan message {kind!r}; expected 'lifespan.startup' or "
-                    "'lifespan.shutdown'"
-                )
-
-
-class _PoolAdmission(Admission):
-    """An :class:`Admission` in front of one :class:`ThreadPool`."""
-
-    __slots__ = ("pool",)
-
-    def __init__(self, pool: ThreadPool, soft: int, hard: int, max_stalled: int) -> None:
-        super().__init__(pool.submit, soft, hard, max_stalled)
-        self.pool = pool
-
-
-def _job_main(ex: ThreadExchange, adm: Admission) -> None:
-    """What a worker thread runs: this request, then queued ones while there are any.
-
-    Each request's outcome is posted by :func:`_report` as soon as it is
-    known, so the job is marked ``reported``: the core posts nothing more
-    when this function returns.
-    """
-    job = ex.job
-    _report(ex, _run_request(ex))
-    state = thread_state()
-    prev = state.job
-    try:
-        while True:
-            nxt = adm.finished()
-            if nxt is None:
-                return
-            ex = nxt
-            state.job = ex.job
-            _report(ex, ex.job.context.run(_run_request, ex))
-    finally:
-        state.job = prev
-        job.reported = True
-
-
-def _run_request(ex: ThreadExchange) -> tuple[bool, Any]:
-    """Run one request's app; return its outcome as ``(ok, exception or None)``."""
-    if ex.gone:  # its request was cancelled while it waited
-        return True, None
-    try:
-        run_wsgi(ex.app, ex.environ, ex)
-    except BaseException as exc:
-        return False, exc
-    finally:
-        ex.environ = None  # type: ignore[assignment]
-    return True, None
-
-
-def _report(ex: ThreadExchange, outcome: tuple[bool, Any]) -> None:
-    """Post a request's outcome to its request task (which then sends the final messages).
-
-    Posted as soon as the app is done, before this worker looks for more
-    work: measured here, reporting after the admission bookkeeping instead
-    doubles the latency of a lone request (~50 -> ~100 us).
-    """
-    try:
-        ex.post(ex.on_settle, None, *outcome)
-    except RuntimeError:  # the loop has closed: nobody is waiting any more
-        pass
-
-
-#: Most seconds the greenlet path waits for the end of a body the app read in full.
-BODY_END_WAIT = 1.0
-
-
-async def _take_body_end(ex: GreenletExchange, inp: Any, receive: Receive) -> None:
-    """Take the request's last ``http.request`` message before the response ends.
-
-    The app read all ``CONTENT_LENGTH`` bytes, but the server has not handed
-    over the body's end yet: over HTTP/2 the client's END_STREAM often comes in
-    a DATA frame of its own. A native ASGI app reads up to ``more_body=False``
-    before it answers, and hypercorn's HTTP/2 code fails (``KeyError``, upstream
-    issue #329) when a response ends before that frame is processed. Thread
-    mode reads ahead anyway. A body the app did not read to its end is left
-    alone: waiting for it could wait for a client that waits for the response.
-    """
-    if inp.__class__ is not Input or not inp.complete:
-        return
-    import anyio
-
-    with anyio.move_on_after(BODY_END_WAIT):
-        try:
-            msg = await receive()
-        except Exception:
-            return
-        if msg.get("type") == "http.disconnect":
-            ex._mark_gone("the client disconnected")
-        elif not msg.get("more_body", False):
-            ex.body_done = True
-
-
-def _name(hook: Hook) -> str:
-    return str(getattr(hook, "__qualname__", None) or getattr(hook, "__name__", None) or hook)
-
-
-async def _send_all(send: Send, messages: list[Message]) -> None:
-    for msg in messages:
-        await send(msg)
-
-
-async def _answer(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode("ascii")),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _reject(send: Send, exc: RequestRejected) -> None:
-    """Answer a request refused before the app runs (rule C21), never calling the app."""
-    logger.info("request rejected with %d: %s", exc.status, exc)
-    reason = {400: b"Bad Request", 431: b"Request Header Fields Too Large"}.get(
-        exc.status, b"Rejected"
-    )
-    await _answer(send, exc.status, reason + b": " + str(exc).encode("latin-1", "replace") + b"\n")
-
-
-async def _refuse_websocket(receive: Receive, send: Send) -> None:
-    """Refuse a websocket: close it right after ``websocket.connect`` (rule C17)."""
-    msg = await receive()
-    if msg.get("type") == "websocket.connect":
-        await send({"type": "websocket.close", "code": 1000})
-    # anything else ("websocket.disconnect"): the client already left
+        """The ASGI 3 entry point: hand the scope to the route of its type."""
+        await self._routes[scope["type"]](self, scope, receive, send)

@@ -3,21 +3,49 @@
 The PEP 3333 side (``start_response``, ``wsgi.input``, ``wsgi.errors``, file
 wrappers, the iterable) and the two request paths: thread mode and greenlet
 mode.
+
+Request paths (``WsgiToAsgi`` routes each scope type to one of these):
+
+* ``_http``: what every path shares: the ``Bridge`` settings and ``Executor`` shape,
+  :func:`open_request`, the small replies (4xx, 408, websocket refusal);
+* ``_thread``: thread mode, top-down (request task, admission, worker, report);
+  ``_thread_exchange`` its per-request object, ``_thread_body`` the request body side,
+  ``_thread_phase`` its phases and their steps; ``_admission`` how many run at once;
+* ``_greenlet``: greenlet mode (request task and its transport);
+* ``_lifespan``: startup/shutdown hooks and stopping the workers.
 """
 
 from __future__ import annotations
 
-from ._exchange import Admission, GreenletExchange, ThreadExchange, body_message
+from ._admission import Admission, PoolAdmission
+from ._greenlet import BODY_END_WAIT, GREENLET, GreenletExchange
+from ._http import Bridge, Executor, Hook, body_message, open_request, refuse_websocket
+from ._lifespan import serve_lifespan
 from ._pep3333 import EMPTY_INPUT, ErrorStream, FileWrapper, Input, run_wsgi
+from ._thread import THREAD
+from ._thread_exchange import ThreadExchange
+from ._thread_phase import TRANSITIONS, Phase
 
 __all__ = [
+    "BODY_END_WAIT",
     "EMPTY_INPUT",
+    "GREENLET",
+    "THREAD",
+    "TRANSITIONS",
     "Admission",
+    "Bridge",
     "ErrorStream",
+    "Executor",
     "FileWrapper",
     "GreenletExchange",
+    "Hook",
     "Input",
+    "Phase",
+    "PoolAdmission",
     "ThreadExchange",
     "body_message",
+    "open_request",
+    "refuse_websocket",
     "run_wsgi",
+    "serve_lifespan",
 ]

@@ -1,0 +1,205 @@
+"""Admission: how many ``WsgiToAsgi`` requests run at once in thread mode.
+
+Theory of operation
+-------------------
+See :class:`Admission`. The thread request path (:mod:`._thread`) admits
+each request's job here instead of submitting it to the pool; the worker
+that finishes a request asks :meth:`Admission.finished` for the next
+queued one and runs it on the same thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+import anyio
+
+from .._core import LoopRef, ThreadPool, spawn
+
+__all__ = ["Admission", "PoolAdmission"]
+
+
+class _Entry(Protocol):
+    """What a queue entry (a thread-mode request) shows the admission."""
+
+    job: Any
+    ref: LoopRef
+
+    @property
+    def gone(self) -> bool:
+        """True once nobody waits for the request any more (then it is skipped)."""
+
+
+E = TypeVar("E", bound=_Entry)
+
+
+class Admission(Generic[E]):
+    """Keeps the number of *runnable* worker threads low, and grows it when they block.
+
+    Worker threads only run Python one at a time (the GIL), and every extra
+    runnable thread adds GIL hand-offs: measured here, a Flask "hello" at 16
+    requests in flight costs ~90 us per request with one or two runnable
+    workers and ~160 us with sixteen. So at most ``soft`` jobs run at once;
+    more wait in a FIFO queue. A worker that finishes a job takes the next
+    queued request itself (see ``_job_main`` in :mod:`._thread`), exactly
+    like a pool backlog, so a busy slot costs no thread wake-up.
+
+    While requests are queued, one checker task per busy period wakes every
+    ``GROW_DELAY`` seconds. If no job finished since its last look, the
+    running jobs are blocked (I/O, sleeps, slow clients), so it starts more
+    queued requests on threads of their own, doubling the running count each
+    time, up to ``hard`` (the pool's ``max_workers``). An I/O-bound app thus
+    gets all its threads within milliseconds; a CPU-light app keeps the GIL
+    calm.
+
+    Queue entries are :class:`~._thread.ThreadExchange` objects (read here:
+    ``job``, ``ref`` and ``gone``). An entry leaves the queue under the lock
+    when its job is submitted, and entries whose request went away are
+    skipped lazily, so every operation is O(1).
+
+    Stalled uploads (rule C15): a worker whose ``wsgi.input`` read has waited
+    ``STALL_AFTER`` seconds for the client's next bytes calls :meth:`stall`.
+    Up to ``max_stalled`` such workers stop counting as ``active`` while they
+    wait (:meth:`resume` counts them again), and a freed slot starts the next
+    queued request at once. So clients that stop sending halfway through a
+    body hold threads, not slots: with ``active + stalled`` jobs running and a
+    submission only while ``active < hard``, the pool never needs more than
+    ``hard + max_stalled`` threads. Past ``max_stalled``, a waiting worker
+    keeps its slot (the old behaviour) until ``body_timeout`` frees it.
+    """
+
+    GROW_DELAY = 0.002
+    #: Seconds a worker waits for the client in a ``wsgi.input`` read before it
+    #: counts as stalled. Uploads that keep flowing never get that far.
+    STALL_AFTER = 0.005
+
+    __slots__ = (
+        "_lock",
+        "active",
+        "checking",
+        "done",
+        "hard",
+        "max_stalled",
+        "queue",
+        "soft",
+        "stalled",
+        "submit",
+    )
+
+    def __init__(
+        self, submit: Callable[[Any], None], soft: int, hard: int, max_stalled: int = 0
+    ) -> None:
+        self.submit = submit
+        self.soft = min(soft, hard)
+        self.hard = hard
+        self.max_stalled = max_stalled
+        self._lock = threading.Lock()
+        self.active = 0
+        self.stalled = 0
+        self.done = 0
+        self.checking = False
+        self.queue: deque[E] = deque()
+
+    def stall(self) -> bool:
+        """A worker waits for its client: stop counting it, start a queued request.
+
+        Returns False (nothing changed) when ``max_stalled`` workers already wait.
+        """
+        with self._lock:
+            if self.stalled >= self.max_stalled:
+                return False
+            self.stalled += 1
+            self.active -= 1
+            ex = self._pop_live() if self.active < self.soft else None
+            if ex is not None:
+                self.active += 1
+        if ex is not None:
+            self.submit(ex.job)
+        return True
+
+    def resume(self) -> None:
+        """A stalled worker runs again (its data came, or its wait ended)."""
+        with self._lock:
+            self.stalled -= 1
+            self.active += 1
+
+    def admit(self, ex: E) -> None:
+        """Start ``ex.job`` now, or queue it (and make sure a checker watches the queue)."""
+        with self._lock:
+            if self.active < self.soft and not self.queue:
+                self.active += 1
+                start = True
+            else:
+                self.queue.append(ex)
+                start = False
+                check = not self.checking
+                self.checking = True
+        if start:
+            self.submit(ex.job)
+        elif check:
+            spawn(ex.ref, self._check)
+
+    def _pop_live(self) -> E | None:
+        """Call with the lock held: the next queued request still worth running."""
+        queue = self.queue
+        while queue:
+            ex = queue.popleft()
+            if not ex.gone:
+                return ex
+        return None
+
+    def finished(self) -> E | None:
+        """A job ended (called in its worker): the next queued request to run, if any.
+
+        The worker runs it right away, on the same thread: no hand-off, no
+        extra runnable thread. None means the slot is free again.
+        """
+        with self._lock:
+            self.done += 1
+            ex = self._pop_live()
+            if ex is None:
+                self.active -= 1
+            return ex
+
+    async def _check(self) -> None:
+        """Grow past ``soft`` while queued requests wait behind blocked ones."""
+        seen = -1
+        try:
+            while True:
+                await anyio.sleep(self.GROW_DELAY)
+                starting: list[E] = []
+                with self._lock:
+                    queue = self.queue
+                    while queue and queue[0].gone:
+                        queue.popleft()
+                    if not queue:
+                        self.checking = False
+                        return
+                    if self.done == seen:  # nothing finished for a whole period
+                        for _ in range(max(1, min(self.active, self.hard - self.active))):
+                            ex = self._pop_live()
+                            if ex is None:
+                                break
+                            self.active += 1
+                            starting.append(ex)
+                    seen = self.done
+                for ex in starting:
+                    self.submit(ex.job)
+        except BaseException:
+            # Cancelled with its loop: let the next queued request start a new checker.
+            with self._lock:
+                self.checking = False
+            raise
+
+
+class PoolAdmission(Admission[E]):
+    """An :class:`Admission` in front of one :class:`~asgibridge._core.ThreadPool`."""
+
+    __slots__ = ("pool",)
+
+    def __init__(self, pool: ThreadPool, soft: int, hard: int, max_stalled: int) -> None:
+        super().__init__(pool.submit, soft, hard, max_stalled)
+        self.pool = pool
