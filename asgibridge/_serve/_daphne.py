@@ -21,6 +21,8 @@ import asyncio
 import logging
 from typing import Any
 
+from .._types import Message, Receive, Scope, Send
+
 __all__ = ["DaphneLifespan"]
 
 logger = logging.getLogger("asgibridge.serve")
@@ -41,7 +43,7 @@ class DaphneLifespan:
         self._ready: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._startup_task: asyncio.Task[None] | None = None
-        self._to_app: asyncio.Queue[dict[str, Any]] | None = None
+        self._to_app: asyncio.Queue[Message] | None = None
         self._from_app: asyncio.Queue[Any] | None = None
 
     # ------------------------------------------------------------------ the server side
@@ -56,17 +58,17 @@ class DaphneLifespan:
 
     async def _startup(self, reactor: Any) -> None:
         assert self._ready is not None
-        to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        to_app: asyncio.Queue[Message] = asyncio.Queue()
         from_app: asyncio.Queue[Any] = asyncio.Queue()
         self._to_app, self._from_app = to_app, from_app
         received = False
 
-        async def receive() -> dict[str, Any]:
+        async def receive() -> Message:
             nonlocal received
             received = True
             return await to_app.get()
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: Message) -> None:
             await from_app.put(message)
 
         async def run() -> None:
@@ -134,7 +136,7 @@ class DaphneLifespan:
 
     # ------------------------------------------------------------------ requests
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection once startup is done, with the lifespan ``state`` in its scope."""
         ready = self._ready
         if ready is not None and not ready.done():
