@@ -15,7 +15,7 @@ callables, not frameworks, so that the bridge is most of what is counted.
 
 Method (one scenario, one tree)::
 
-    PYTHONHASHSEED=0 valgrind --tool=cachegrind --cache-sim=no \\
+    PYTHONHASHSEED=0 valgrind --tool=cachegrind --cache-sim=no --fair-sched=yes \\
         python -P -m benchmarks.instructions --drive SCENARIO N
 
 runs the driver for ``N`` and for ``2N`` requests, each after the same
@@ -26,22 +26,23 @@ imports, warm-up and shutdown cancel out. A tree is a directory holding an
 imported, which is checked), and uses only the public API, so the same
 driver measures the tree before and after a restructuring.
 
-Determinism: single-threaded scenarios (greenlet mode, the greenlet
-``sync_to_async`` calls) repeat to the instruction. Scenarios with threads
-(thread mode, ``AsgiToWsgi``, the thread hand-offs) vary a little, because
-valgrind serialises the threads and when a parked worker is woken depends on
-its scheduler; ``--repeat`` shows the spread (see ``docs/benchmarks.md``).
+Determinism: valgrind runs one thread at a time. With its default lock,
+which thread runs next after a hand-off depends on the host's timing, and
+thread-mode counts moved by up to 1% between identical runs (17% with the N
+and 2N runs side by side on a busy host). With ``--fair-sched=yes`` (used
+here) threads take turns in a fixed order, and identical runs agree to about
+50 instructions per request, side by side or not. Single-threaded scenarios
+(greenlet mode) repeat to within a few instructions. ``--repeat`` shows the
+spread.
 A ratio above ``--limit`` (1.02) is flagged.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import hashlib
 import os
 import re
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -365,14 +366,12 @@ def count(scenario: str, n: int, pythonpath: str, tree: Path, scratch: Path, tim
         "valgrind",
         "--tool=cachegrind",
         "--cache-sim=no",
+        "--fair-sched=yes",  # threads take turns in a fixed order: see the module docstring
         f"--cachegrind-out-file={out}",
         sys.executable,
-        "-P",
-        "-m",
-        "benchmarks.instructions",
-        "--drive",
-        scenario,
-        str(n),
+        "-P",  # nothing but PYTHONPATH in front: the tree's asgibridge, then benchmarks/
+        "-c",
+        f"from benchmarks.instructions import drive; drive({scenario!r}, {n})",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
@@ -409,19 +408,45 @@ def drive(scenario: str, n: int) -> None:
     print(asgibridge.__file__, flush=True)
 
 
+def driver_digest() -> str:
+    """A digest of this file: counts saved by another version of the drivers may differ."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+
+
+def read_saved(path: Path) -> tuple[str, dict[str, float]]:
+    """The driver digest and the ``scenario Ir/request`` pairs a ``--save`` file holds."""
+    digest, counts = "", {}
+    for line in path.read_text().splitlines():
+        if line.startswith("# drivers "):
+            digest = line.split()[2]
+        elif line.strip() and not line.startswith("#"):
+            name, _, ir = line.split()
+            counts[name] = float(ir)
+    return digest, counts
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Measure, print the table; exit status 1 if a ratio is above ``--limit``."""
+    import argparse
+    import shutil
+    import statistics
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--drive", nargs=2, metavar=("SCENARIO", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, default=ROOT, help="the tree measured (default: ..)")
     parser.add_argument("--baseline", type=Path, help="a tree to compare against (its package)")
+    parser.add_argument(
+        "--baseline-file", type=Path, help="compare against counts saved by --save instead"
+    )
+    parser.add_argument("--save", type=Path, help="write the 'now' counts to this file")
     parser.add_argument("--only", help="comma-separated scenario names (see --list)")
     parser.add_argument("--n", type=int, help="requests per run (default: per scenario)")
     parser.add_argument("--repeat", type=int, default=1, help="measure each K times")
     parser.add_argument("--limit", type=float, default=1.02, help="flag ratios above this")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per valgrind run")
     parser.add_argument("--list", action="store_true", help="list the scenarios")
+    parser.add_argument("--drive", nargs=2, metavar=("SCENARIO", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.drive:
+    if args.drive:  # the driven side, as the first version of this tool ran it
         drive(args.drive[0], int(args.drive[1]))
         return 0
     if args.list:
@@ -440,11 +465,24 @@ def main(argv: list[str] | None = None) -> int:
     trees = {"now": args.tree}
     if args.baseline is not None:
         trees["base"] = args.baseline
+    saved: dict[str, float] = {}
+    if args.baseline_file is not None:
+        if args.baseline is not None:
+            parser.error("pass --baseline or --baseline-file, not both")
+        digest, saved = read_saved(args.baseline_file)
+        if digest != driver_digest():
+            print(
+                f"warning: {args.baseline_file} was saved by other drivers ({digest}, these are"
+                f" {driver_digest()}); its counts may not compare",
+                file=sys.stderr,
+            )
+    rows: list[str] = []
     failed = False
     with tempfile.TemporaryDirectory(prefix="instructions-") as tmp:
         scratch = Path(tmp)
         paths = {k: _python_path(t, scratch) for k, t in trees.items()}
-        print(f"now: {args.tree}" + (f"   base: {args.baseline}" if args.baseline else ""))
+        base_name = args.baseline or args.baseline_file
+        print(f"now: {args.tree}" + (f"   base: {base_name}" if base_name else ""))
         print(f"Ir per request = (Ir(2N) - Ir(N)) / N, cachegrind, PYTHONHASHSEED=0, {sys.version}")
         print(f"{'scenario':<24}{'N':>6}{'Ir/req now':>13}{'base':>13}{'ratio':>8}  spread")
         for name in names:
@@ -457,8 +495,11 @@ def main(argv: list[str] | None = None) -> int:
                         per_request(name, n, paths[key], trees[key], scratch, args.timeout)
                     )
             now = statistics.median(got["now"])
+            rows.append(f"{name} {n} {now:.0f}")
             spread = max(got["now"]) - min(got["now"])
             row = f"{name:<24}{n:>6}{now:>13.0f}"
+            if name in saved:
+                got["base"] = [saved[name]]
             if "base" in got:
                 base = statistics.median(got["base"])
                 ratio = now / base
@@ -471,6 +512,9 @@ def main(argv: list[str] | None = None) -> int:
                 flag = ""
             row += f"  {spread:.0f}" if args.repeat > 1 else "  -"
             print(f"{row}{flag}   ({time.monotonic() - t0:.0f}s)", flush=True)
+    if args.save is not None:
+        header = f"# drivers {driver_digest()} tree {args.tree.resolve()} python {sys.version}"
+        args.save.write_text("\n".join([header, "# scenario N Ir/request", *rows]) + "\n")
     return 1 if failed else 0
 
 
