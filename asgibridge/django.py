@@ -43,6 +43,8 @@ one thread, the request's ``ThreadSensitiveContext`` thread, with no running eve
 ``request_started`` fires before the request object is built and ``request_finished``
 after the body is sent; async views and the async side of async-capable middleware run
 on the event loop. The differences that remain are listed in ``docs/django.md``.
+
+The middleware-chain builder and the rebinding walk live in :mod:`asgibridge._django`.
 """
 
 from __future__ import annotations
@@ -57,16 +59,11 @@ from typing import Any
 
 try:
     import django
-    from django.conf import settings
     from django.core import signals
-    from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed, RequestAborted
+    from django.core.exceptions import RequestAborted
     from django.core.handlers import asgi as _django_asgi
-    from django.core.handlers.base import BaseHandler
-    from django.core.handlers.exception import convert_exception_to_response
     from django.http import FileResponse
     from django.urls import Resolver404, get_resolver, set_script_prefix
-    from django.utils.deprecation import MiddlewareMixin
-    from django.utils.module_loading import import_string
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "asgibridge.django needs Django: install it with `pip install django` "
@@ -74,6 +71,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from . import sync as _bridge
+from ._django import Chains, rebind_imported
+from ._types import Receive, Scope, Send
 
 __all__ = ["ASGIHandler", "get_asgi_application", "install"]
 
@@ -91,10 +90,6 @@ _NAMES = (
 
 _install_lock = threading.Lock()
 _installed = False
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def install() -> None:
@@ -142,129 +137,8 @@ def install() -> None:
         shim.__all__ = provided  # type: ignore[attr-defined]
         sys.modules["asgiref.sync"] = shim
         setattr(asgiref, "sync", shim)  # noqa: B010 - a submodule attribute
-        _rebind_imported(swaps)
+        rebind_imported(swaps)
         _installed = True
-
-
-def _rebind_imported(swaps: dict[int, tuple[object, object]]) -> None:
-    """Point names already bound to asgiref's objects at asgibridge's, in every module."""
-    for modname, module in list(sys.modules.items()):
-        if module is None or modname == "asgiref" or modname.startswith(("asgiref.", "asgibridge")):
-            continue
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
-        for key, value in list(namespace.items()):
-            pair = swaps.get(id(value))
-            if pair is not None and pair[0] is value:
-                namespace[key] = pair[1]
-
-
-def _runs_on_request_thread(factory: Any, mode_is_async: bool) -> bool:
-    """Whether ``factory``'s middleware, in the mode Django gives it, only runs sync code.
-
-    Such middleware runs every hook on the request's thread under Django's own
-    ``ASGIHandler`` too (each through a thread-sensitive ``sync_to_async``), so
-    running it inline on that thread inside one hand-off changes nothing it can see.
-    True for middleware Django runs in sync mode, and for ``MiddlewareMixin``
-    subclasses that keep its ``__call__``/``__acall__`` and define no async hooks.
-    """
-    if not mode_is_async:
-        return True
-    if not (isinstance(factory, type) and issubclass(factory, MiddlewareMixin)):
-        return False
-    if factory.__call__ is not MiddlewareMixin.__call__:
-        return False
-    if getattr(factory, "__acall__", None) is not MiddlewareMixin.__acall__:
-        return False
-    hooks = (
-        "process_request",
-        "process_response",
-        "process_view",
-        "process_exception",
-        "process_template_response",
-    )
-    return not any(_bridge.iscoroutinefunction(getattr(factory, h, None)) for h in hooks)
-
-
-class _Chains:
-    """The middleware chains the fast path uses, built once per handler.
-
-    ``inner`` is a sync callable: the innermost middleware that run on the request's
-    thread, down to Django's sync ``BaseHandler._get_response`` (held by ``core``, whose
-    view, template-response and exception middleware lists are in sync mode).
-    ``outer`` is an async ``BaseHandler`` whose chain runs the remaining, outermost
-    middleware in the mode Django gives them under ASGI, with one hand-off into
-    ``inner``; it is ``None`` when every middleware runs on the request's thread.
-    """
-
-    def __init__(self, handler: ASGIHandler) -> None:
-        core = BaseHandler()
-        core._view_middleware = []
-        core._template_response_middleware = []
-        core._exception_middleware = []
-        self.core = core
-        self.outer: BaseHandler | None = None
-
-        handler_fn: Any = convert_exception_to_response(core._get_response)
-        handler_is_async = False
-        # What Django's load_middleware(is_async=True) would decide, layer by layer.
-        stock_is_async = True
-        in_suffix = True
-        for path in reversed(settings.MIDDLEWARE):
-            factory = import_string(path)
-            can_sync = getattr(factory, "sync_capable", True)
-            can_async = getattr(factory, "async_capable", False)
-            if not can_sync and not can_async:
-                raise RuntimeError(
-                    f"Middleware {path} must have at least one of "
-                    "sync_capable/async_capable set to True."
-                )
-            stock_mode_async = can_async if (stock_is_async or not can_sync) else False
-            if in_suffix and not _runs_on_request_thread(factory, stock_mode_async):
-                # First middleware (from the inside) that has async code of its own:
-                # everything inside it becomes one thread-sensitive hand-off.
-                in_suffix = False
-                self.inner = handler_fn
-                handler_fn = _bridge.sync_to_async(handler_fn, thread_sensitive=True)
-                handler_is_async = True
-            mode_async = False if in_suffix else stock_mode_async
-            try:
-                adapted = handler.adapt_method_mode(
-                    mode_async,
-                    handler_fn,
-                    handler_is_async,
-                    debug=settings.DEBUG,
-                    name=f"middleware {path}",
-                )
-                instance = factory(adapted)
-            except MiddlewareNotUsed:
-                continue
-            if instance is None:
-                raise ImproperlyConfigured(f"Middleware factory {path} returned None.")
-            # The hooks below are called by core._get_response, on the request's thread.
-            if hasattr(instance, "process_view"):
-                core._view_middleware.insert(
-                    0, handler.adapt_method_mode(False, instance.process_view)
-                )
-            if hasattr(instance, "process_template_response"):
-                core._template_response_middleware.append(
-                    handler.adapt_method_mode(False, instance.process_template_response)
-                )
-            if hasattr(instance, "process_exception"):
-                core._exception_middleware.append(
-                    handler.adapt_method_mode(False, instance.process_exception)
-                )
-            handler_fn = convert_exception_to_response(instance)
-            handler_is_async = mode_async
-            stock_is_async = stock_mode_async
-        if in_suffix:
-            self.inner = handler_fn
-        else:
-            outer = BaseHandler()
-            outer._middleware_chain = handler.adapt_method_mode(True, handler_fn, handler_is_async)
-            self.outer = outer
-        core._middleware_chain = self.inner
 
 
 _script_prefix: Callable[[ASGIHandler, Scope], str]
@@ -335,9 +209,9 @@ class ASGIHandler(_django_asgi.ASGIHandler):  # type: ignore[misc]
     def __init__(self) -> None:
         install()
         super().__init__()
-        self._chains: _Chains | None = None
+        self._chains: Chains | None = None
         if not _overrides_request_cycle(type(self)):
-            self._chains = _Chains(self)
+            self._chains = Chains(self)
         self._serve_sync = _bridge.sync_to_async(self._respond, thread_sensitive=True)
         self._close_sync = _bridge.sync_to_async(_close_response, thread_sensitive=True)
         self._sync_paths: dict[tuple[object, str], bool] = {}
