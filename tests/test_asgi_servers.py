@@ -36,9 +36,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from asgibridge.asgi import AsgiToWsgi
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _wsgi_servers import (
+from tests.support.wsgi_servers import (
     _NO_CONTROL_SOCKET,
     Served,
     gunicorn_server,

@@ -22,11 +22,11 @@ from typing import Any
 
 import httpx
 import pytest
-from _asgi_servers import Process
 
 from asgibridge import AsgiToWsgi, Dispatcher, WsgiToAsgi, cli
 from asgibridge.cli import ServeError, build_app, load_target
 from asgibridge.dispatch import WsgiDispatcher
+from tests.support.asgi_servers import Process
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -35,7 +35,7 @@ STOP_TIMEOUT = 10.0
 
 def _gunicorn_native() -> list[str]:
     """gunicorn 25.1+ opens a control socket at a fixed path in $HOME; parallel runs fight."""
-    from _wsgi_servers import _NO_CONTROL_SOCKET
+    from tests.support.wsgi_servers import _NO_CONTROL_SOCKET
 
     return ["--", *_NO_CONTROL_SOCKET] if _NO_CONTROL_SOCKET else []
 

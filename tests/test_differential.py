@@ -71,7 +71,6 @@ import json
 import os
 import re
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -88,10 +87,8 @@ from hypothesis import strategies as st
 
 from asgibridge.asgi import AsgiToWsgi
 from asgibridge.wsgi import WsgiToAsgi
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _asgi_servers import serve
-from _wsgi_servers import gunicorn_server, waitress_server
+from tests.support.asgi_servers import serve
+from tests.support.wsgi_servers import gunicorn_server, waitress_server
 
 TESTS = Path(__file__).resolve().parent
 IO_TIMEOUT = 10.0

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _asgi_servers import Process, uvicorn_process
+
+from tests.support.asgi_servers import Process, uvicorn_process
 
 pytest.importorskip("django")
 

@@ -37,24 +37,20 @@ import gc
 import io
 import logging
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from asgibridge._core._greenlets import BridgeGreenlet
+from asgibridge._core import BridgeGreenlet
 from asgibridge.asgi import AsgiToWsgi
 from asgibridge.sync import async_to_sync
 from asgibridge.wsgi import WsgiToAsgi
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _asgi_servers import serve
-from _logcapture import WAIT, LogCapture, capture, wait_for
-from _wsgi_servers import waitress_server
+from tests.support.asgi_servers import serve
+from tests.support.logs import WAIT, LogCapture, capture, wait_for
+from tests.support.wsgi_servers import waitress_server
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]

@@ -24,18 +24,15 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from asgibridge.asgi import AsgiToWsgi
 from asgibridge.wsgi import WsgiToAsgi
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _asgi_servers import serve
-from _logcapture import WAIT, LogCapture, capture, wait_for
-from _wsgi_servers import waitress_server, wsgiref_server
+from tests.support.asgi_servers import serve
+from tests.support.logs import WAIT, LogCapture, capture, wait_for
+from tests.support.wsgi_servers import waitress_server, wsgiref_server
 
 SECRET = b"SECRET-BODY"  # the body of every hostile response: it must not reach the wire
 Environ = dict[str, Any]

@@ -26,12 +26,12 @@ import anyio
 import greenlet
 import httpx
 import pytest
-from _asgi_servers import SERVERS, serve
 from flask import Flask, Response, request
 
 from asgibridge.errors import ClientDisconnected
 from asgibridge.sync import async_to_sync
 from asgibridge.wsgi import WsgiToAsgi
+from tests.support.asgi_servers import SERVERS, serve
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -388,7 +388,7 @@ def test_c16_errors_are_logged_exactly_once_by_uvicorn(
     tmp_path: Any, target: str, pattern: str
 ) -> None:
     """The bridge raises to uvicorn, which logs the error with its traceback; nothing else does."""
-    from _asgi_servers import uvicorn_process
+    from tests.support.asgi_servers import uvicorn_process
 
     (tmp_path / "once_app.py").write_text(_SHORT_APP)
     with uvicorn_process(f"once_app:{target}", chdir=tmp_path) as server:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from _wsgi_servers import server_process
+from .wsgi_servers import server_process
 
 __all__ = ["SERVERS", "Process", "serve", "uvicorn_process"]
 
