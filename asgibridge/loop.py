@@ -46,10 +46,10 @@ def shared_loop() -> BackgroundLoop:
     """
     global _shared
     loop = _shared
-    if loop is None or loop._closed:
+    if loop is None or loop.closed:
         with _lock:
             loop = _shared
-            if loop is None or loop._closed:
+            if loop is None or loop.closed:
                 loop = _shared = BackgroundLoop("asgibridge-shared")
     return loop
 

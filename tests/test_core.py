@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from asgibridge import BackgroundLoop, SchedulerError
-from asgibridge._core import Job, ThreadPool, run_job_async
-from asgibridge._core._inbox import Inbox
+from asgibridge._core import Inbox, Job, ThreadPool, run_job_async
 
 WAIT = 10.0
 

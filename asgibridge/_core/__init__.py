@@ -2,77 +2,99 @@
 
 Nothing in this package parses HTTP. Every thread, greenlet and event loop
 that asgibridge uses is created here, lazily, and never at import time.
+
+Modules, bottom up:
+
+* :mod:`._inbox`: a thread's inbox (many producers, one consumer, GIL-free wake-up);
+* :mod:`._backends`: the backend seam (asyncio, trio): ``LoopRef`` and per-loop state;
+* :mod:`._context`: context variables and asgiref ``Local``s across a hop (U3, U8);
+* :mod:`._jobs`: ``Job``, a thread's state, running and delivering a job;
+* :mod:`._watchdog`, :mod:`._homes`: where thread-sensitive calls run, and the
+  warning when they wait too long;
+* :mod:`._lanes`, :mod:`._pool`: lane threads and the bounded worker pool;
+* :mod:`._executors`: job targets (user executors) and awaiting a job;
+* :mod:`._portal`: a sync thread awaiting a coroutine on a loop;
+* :mod:`._greenlets`: sync code in a greenlet on the loop's own thread;
+* :mod:`._loops`: loops for code that has none (per-thread, background);
+* :mod:`._mailbox`: batched thread -> loop posts;
+* :mod:`._scheduler`: the process-wide pool and lanes.
 """
 
 from __future__ import annotations
 
-from ._backends import LoopRef, current_loop_ref
+from ._backends import (
+    Background,
+    LoopRef,
+    Signal,
+    checkpoint,
+    current_loop_ref,
+    loop_running_here,
+    make_signal,
+    spawn,
+)
+from ._context import apply_context
+from ._executors import ExecutorTarget, run_job_async
 from ._greenlets import (
+    BridgeGreenlet,
     await_in_greenlet,
     await_in_greenlet_home,
     in_bridge_greenlet,
     run_in_greenlet,
     set_greenlet_hold_warning,
 )
+from ._homes import GREENLET_HOME, HOME, ThreadHome, current_home
+from ._inbox import Inbox
+from ._jobs import Job, ThreadState, run_job, thread_state
+from ._lanes import Lane, LanePool
 from ._loops import BackgroundLoop, run_on_thread_loop
-from ._primitives import Background, Signal, batching_ref, checkpoint, make_signal, spawn
+from ._mailbox import batching_ref
+from ._pool import ThreadPool
+from ._portal import portal_call
 from ._scheduler import (
     Scheduler,
     close_default_scheduler,
     default_scheduler,
     rehome_leftover_jobs,
 )
-from ._threads import (
-    GREENLET_HOME,
-    HOME,
-    ExecutorTarget,
-    Job,
-    Lane,
-    LanePool,
-    ThreadHome,
-    ThreadPool,
-    apply_context,
-    current_home,
-    portal_call,
-    run_job,
-    run_job_async,
-    set_lane_watchdog,
-    thread_state,
-)
+from ._watchdog import set_lane_watchdog
 
 __all__ = [
-    "Background",
-    "Signal",
-    "batching_ref",
-    "checkpoint",
-    "current_home",
-    "make_signal",
-    "run_job",
-    "spawn",
     "GREENLET_HOME",
     "HOME",
+    "Background",
     "BackgroundLoop",
+    "BridgeGreenlet",
     "ExecutorTarget",
+    "Inbox",
     "Job",
     "Lane",
     "LanePool",
     "LoopRef",
     "Scheduler",
+    "Signal",
     "ThreadHome",
     "ThreadPool",
+    "ThreadState",
     "apply_context",
     "await_in_greenlet",
     "await_in_greenlet_home",
+    "batching_ref",
+    "checkpoint",
     "close_default_scheduler",
+    "current_home",
     "current_loop_ref",
     "default_scheduler",
     "in_bridge_greenlet",
+    "loop_running_here",
+    "make_signal",
     "portal_call",
     "rehome_leftover_jobs",
     "run_in_greenlet",
+    "run_job",
     "run_job_async",
     "run_on_thread_loop",
     "set_greenlet_hold_warning",
     "set_lane_watchdog",
+    "spawn",
     "thread_state",
 ]

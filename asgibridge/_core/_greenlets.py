@@ -23,7 +23,9 @@ Consequences, all deliberate:
   slot, or trio's run context) each time it switches into the greenlet and
   restores it each time control comes back. Django's ``async_unsafe`` guard
   and asgiref's thread-critical ``Local`` decide "am I in sync code?" that
-  way. The cost is two C calls per switch.
+  way. The cost is two C calls per switch. (asyncio's running-loop slot is
+  hidden inline here, for speed; any other backend's through the backend
+  seam's ``hiding_switch``.)
 
 Greenlets are pooled per thread: a fresh greenlet costs one mmap/munmap pair
 (6-10 us on 3.11+), a parked one about 0.5 us. Bridge greenlets carry the
@@ -33,9 +35,7 @@ can recognise them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -43,7 +43,8 @@ from typing import Any, TypeVar
 
 from greenlet import getcurrent, greenlet
 
-from ._threads import GREENLET_HOME, HOME
+from ._backends import asyncio_running_loop, hiding_switch, set_asyncio_running_loop
+from ._homes import GREENLET_HOME, HOME
 
 __all__ = [
     "BridgeGreenlet",
@@ -69,8 +70,8 @@ POOL_LIMIT = 512
 
 logger = logging.getLogger("asgibridge")
 
-_get_running_loop = asyncio._get_running_loop
-_set_running_loop = asyncio._set_running_loop
+_get_running_loop = asyncio_running_loop
+_set_running_loop = set_asyncio_running_loop
 
 
 class _Settings:
@@ -154,7 +155,7 @@ async def run_in_greenlet(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _
     g.driver = current
     g.gr_context = current.gr_context
     loop = _get_running_loop()
-    switch = g.switch if loop is not None else _TrioHidden(g.switch)
+    switch = g.switch if loop is not None else hiding_switch(g.switch)
     limit = settings.hold_warning
     clock = time.perf_counter
     home_token: Any = None
@@ -210,49 +211,6 @@ async def run_in_greenlet(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _
             else:
                 g.parent = current  # finishing returns control here
                 g.switch(None)
-
-
-class _TrioHidden:
-    """``greenlet.switch`` with trio's run context hidden while the greenlet runs (U7).
-
-    trio keeps "which run is this thread in" in a thread-local run context;
-    ``trio.lowlevel.current_trio_token()`` and ``current_task()`` (and so
-    sniffio and anyio) read it. Outside trio this is a plain switch.
-    """
-
-    __slots__ = ("run_context", "switch")
-
-    def __init__(self, switch: Callable[..., Any]) -> None:
-        self.switch = switch
-        self.run_context = _trio_run_context()
-
-    def __call__(self, arg: Any) -> Any:
-        rc = self.run_context
-        if rc is None:
-            return self.switch(arg)
-        saved = {name: rc.__dict__.pop(name) for name in ("runner", "task") if name in rc.__dict__}
-        sniff = sys.modules.get("sniffio")
-        sniff_name = None
-        if sniff is not None:
-            sniff_name = sniff.thread_local.name
-            sniff.thread_local.name = None
-        try:
-            return self.switch(arg)
-        finally:
-            rc.__dict__.update(saved)
-            if sniff is not None:
-                sniff.thread_local.name = sniff_name
-
-
-def _trio_run_context() -> Any:
-    """trio's thread-local run context when this thread is inside ``trio.run``, else None."""
-    if "trio" not in sys.modules:
-        return None
-    try:
-        from trio._core._run import GLOBAL_RUN_CONTEXT
-    except ImportError:  # pragma: no cover - a trio without this internal
-        return None
-    return GLOBAL_RUN_CONTEXT if hasattr(GLOBAL_RUN_CONTEXT, "runner") else None
 
 
 def await_in_greenlet(awaitable: Awaitable[_R]) -> _R:

@@ -39,8 +39,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..errors import SchedulerError
-from ._backends import LoopRef, close_loop
-from ._threads import GREENLET_HOME, HOME, apply_context, outcome_of, portal_call
+from ._backends import LoopRef, asyncio_ref, close_loop
+from ._context import apply_context
+from ._homes import GREENLET_HOME, HOME
+from ._jobs import outcome_of
+from ._portal import portal_call
 
 __all__ = ["BackgroundLoop", "run_on_thread_loop"]
 
@@ -220,7 +223,13 @@ class BackgroundLoop:
         return self._loop is not None and self._pid == os.getpid()
 
     @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called: the loop will not start again."""
+        return self._closed
+
+    @property
     def thread(self) -> threading.Thread | None:
+        """The loop's thread when the loop runs in this process, else None."""
         return self._thread if self.running else None
 
     def ref(self) -> LoopRef:
@@ -264,9 +273,8 @@ class BackgroundLoop:
             self._loop = loop
             self._thread = t
             self._pid = os.getpid()
-            self._ref = LoopRef("asyncio", loop, loop.call_soon_threadsafe)
-            loop._asgibridge_ref = self._ref  # type: ignore[attr-defined]
-            return self._ref
+            self._ref = ref = asyncio_ref(loop)
+            return ref
 
     def _forget(self) -> None:
         if self._loop is not None and self._pid != os.getpid():

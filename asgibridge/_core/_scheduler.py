@@ -2,10 +2,10 @@
 
 Theory of operation
 -------------------
-One :class:`Scheduler` per process holds a bounded :class:`~._threads.ThreadPool`
-(for ``thread_sensitive=False``), one default :class:`~._threads.Lane` (for
+One :class:`Scheduler` per process holds a bounded :class:`~._pool.ThreadPool`
+(for ``thread_sensitive=False``), one default :class:`~._lanes.Lane` (for
 thread-sensitive calls outside any ``ThreadSensitiveContext``) and a
-:class:`~._threads.LanePool` (threads lent to ``ThreadSensitiveContext``
+:class:`~._lanes.LanePool` (threads lent to ``ThreadSensitiveContext``
 blocks). Nothing starts until first use; after ``fork()`` the child builds a
 fresh scheduler, because the parent's threads do not exist there (U9).
 
@@ -22,7 +22,9 @@ import os
 import threading
 from queue import Empty
 
-from ._threads import Job, Lane, LanePool, ThreadPool, _State
+from ._jobs import Job, ThreadState
+from ._lanes import Lane, LanePool
+from ._pool import ThreadPool
 
 __all__ = ["Scheduler", "close_default_scheduler", "default_scheduler", "rehome_leftover_jobs"]
 
@@ -90,12 +92,12 @@ def close_default_scheduler(timeout: float | None = 5.0) -> None:
         s.close(timeout)
 
 
-def rehome_leftover_jobs(state: _State) -> None:
+def rehome_leftover_jobs(state: ThreadState) -> None:
     """Move the jobs left in a thread's inbox to the default lane; keep its portal replies.
 
-    ``state`` is the thread's :func:`~._threads.thread_state`. Call it on that
+    ``state`` is the thread's :func:`~._jobs.thread_state`. Call it on that
     thread once it will serve its inbox no more (its home stopped accepting
-    jobs): every queued :class:`~._threads.Job` goes to the process-wide
+    jobs): every queued :class:`~._jobs.Job` goes to the process-wide
     default lane, and each portal reply is kept in ``state.stash`` for the
     frame that waits for it.
     """

@@ -1,0 +1,82 @@
+"""A batching ``post``: thread -> loop wake-ups coalesced, one per batch instead of per message.
+
+Theory of operation
+-------------------
+Every ``LoopRef.post`` from a worker is a system call (the loop's self-pipe,
+or trio's wake-up socket) that also releases the GIL, inviting a GIL
+ping-pong with the loop thread. A :class:`Mailbox` post only appends to a
+deque; the first post into an empty mailbox schedules one ``drain`` on the
+loop, which runs every callback queued by then, in order.
+
+:func:`batching_ref` gives each loop one ref whose ``post`` goes through
+one mailbox, kept as per-loop state (:meth:`~._backends.LoopRef.local`).
+``WsgiToAsgi`` thread mode makes its jobs carry it, so every result of
+every request on that loop, and ``async_to_sync`` inside the WSGI app,
+share the batching.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ._backends import LoopRef
+
+__all__ = ["Mailbox", "batching_ref"]
+
+logger = logging.getLogger("asgibridge.wsgi")
+
+#: The per-loop key of the batching ref.
+_BATCHED = "_asgibridge_wsgi_ref"
+
+
+class Mailbox:
+    """Coalesces thread -> loop posts: one loop wake-up per batch, not per message."""
+
+    __slots__ = ("_items", "_lock", "_post", "_scheduled")
+
+    def __init__(self, post: Callable[..., Any]) -> None:
+        self._post = post
+        self._items: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def post(self, callback: Callable[..., Any], *args: Any) -> None:
+        """From any thread: run ``callback(*args)`` on the loop, batched with other posts."""
+        with self._lock:
+            self._items.append((callback, args))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            self._post(self._drain)
+        except BaseException:
+            with self._lock:
+                self._scheduled = False
+            raise
+
+    def _drain(self) -> None:
+        with self._lock:
+            self._scheduled = False
+            items = self._items
+            self._items = deque()
+        for callback, args in items:
+            try:
+                callback(*args)
+            except Exception:  # pragma: no cover - our callbacks do not raise
+                logger.exception("asgibridge: a WsgiToAsgi loop callback failed")
+
+
+def _batched(ref: LoopRef) -> LoopRef:
+    return ref.with_post(Mailbox(ref.post).post)
+
+
+def batching_ref(ref: LoopRef) -> LoopRef:
+    """A :class:`LoopRef` for the same loop whose ``post`` goes through a :class:`Mailbox`.
+
+    One per loop (per-loop state: :meth:`LoopRef.local`). Call it on the loop thread.
+    """
+    return ref.local(_BATCHED, _batched)  # type: ignore[no-any-return]
