@@ -3,8 +3,9 @@
 The rule table below is the project's own statement of the rules (C* for
 ``WsgiToAsgi``, A* for ``AsgiToWsgi``, U* for ``sync_to_async`` /
 ``async_to_sync``). The tests are not listed by hand: they are found by an
-AST scan of ``tests/test_*.py`` for functions whose names start with one or
-more rule ids, for example ``test_c5_...`` or ``test_c2_c3_...``. So the page
+AST scan of ``tests/**/test_*.py`` (every folder below ``tests/``) for functions whose
+names start with one or more rule ids, for example ``test_c5_...`` or ``test_c2_c3_...``;
+each test is listed by its path relative to ``tests/``. So the page
 cannot drift from the suite; ``tests/test_conformance_doc.py`` regenerates it
 and fails when the committed page differs or when a rule has no test.
 
@@ -324,13 +325,18 @@ def rules_of(test_name: str) -> list[str]:
 
 
 def collect_tests(tests_dir: Path = TESTS) -> dict[str, list[str]]:
-    """Map each rule id to ``file::[Class::]test`` ids, by an AST scan of ``tests/test_*.py``."""
+    """Map each rule id to ``path::[Class::]test`` ids, by an AST scan of ``tests/**/test_*.py``.
+
+    ``path`` is relative to ``tests_dir`` (``test_x.py``, ``wsgi/test_y.py``); files are read
+    in the order of those paths.
+    """
     found: dict[str, list[str]] = {}
-    for path in sorted(tests_dir.glob("test_*.py")):
+    paths = {p.relative_to(tests_dir).as_posix(): p for p in tests_dir.rglob("test_*.py")}
+    for name, path in sorted(paths.items()):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node, prefix in _test_functions(tree):
             for rule in rules_of(node.name):
-                found.setdefault(rule, []).append(f"{path.name}::{prefix}{node.name}")
+                found.setdefault(rule, []).append(f"{name}::{prefix}{node.name}")
     return found
 
 
