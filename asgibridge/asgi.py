@@ -5,8 +5,8 @@ Theory of operation
 All requests and the lifespan run on one asyncio loop on a background
 thread (:class:`~asgibridge._core.BackgroundLoop`), started lazily by the
 first request or by :meth:`AsgiToWsgi.start`. Each WSGI call becomes one
-ASGI task on that loop; see :mod:`asgibridge._asgi_exchange` for how a
-request crosses between the two threads with two wake-ups.
+ASGI task on that loop; see :mod:`asgibridge._asgi` for how a request
+crosses between the two threads with two wake-ups.
 
 Process life (rules A1, A2)
     Startup runs once per process before the first request is dispatched.
@@ -19,13 +19,10 @@ Process life (rules A1, A2)
     ends), and from the context manager.
 
 Failed startup
-    The cause is logged once, with its traceback, on the
-    ``asgibridge.asgi`` logger; :meth:`AsgiToWsgi.start` raises
-    :class:`~asgibridge.errors.LifespanError`, and every request is answered
-    with 500 without reaching the application. In ``lifespan="auto"`` only
-    ``lifespan.startup.failed`` counts as a failure (rule A12): an app that
-    shows it does not speak lifespan is served without it (see
-    :mod:`asgibridge._asgi_lifespan`).
+    :meth:`AsgiToWsgi.start` raises :class:`~asgibridge.errors.LifespanError`,
+    and every request is answered with 500 without reaching the application.
+    What counts as failed, and how it is logged (once), is the wing's policy:
+    :mod:`asgibridge._asgi._lifetime`.
 
 Signals
     The bridge installs no signal handlers. Shutdown runs where the server
@@ -35,43 +32,43 @@ Signals
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextvars
 import logging
 import os
-import sys
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable
-from types import TracebackType
 from typing import Any, Literal
 
 from ._asgi import (
-    AUTO_ENGAGE_WAIT,
     END,
+    ERROR_TEXT,
+    LOOP_STOPPED,
+    ON_LOOP_THREAD,
     Exchange,
     Failure,
-    FileBody,
+    Launcher,
     LifespanRunner,
-    Outcome,
     PathSend,
     ResponseBody,
+    bad_start,
     cut_body,
     declared_length,
+    plain,
+    run_startup,
+    send_file,
+    shutdown,
 )
 from ._codec import environ_to_scope, status_line, wsgi_headers
 from ._core import BackgroundLoop, current_home, thread_state
 from ._interface import single_callable
-from ._types import ASGIApp
+from ._types import ASGIApp, StartResponse
 from .errors import LifespanError, SchedulerError
 
 __all__ = ["AsgiToWsgi"]
 
 logger = logging.getLogger("asgibridge.asgi")
-
-StartResponse = Callable[..., Callable[[bytes], object]]
 
 _NEW, _READY, _FAILED, _CLOSED = "new", "ready", "failed", "closed"
 
@@ -116,24 +113,6 @@ def _check_count(name: str, value: int, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value
-
-
-def _plain(
-    start_response: StartResponse, status: str, text: str, exc: BaseException | None = None
-) -> list[bytes]:
-    """Answer with a short text body; with ``exc``, pass it to ``start_response`` as exc_info.
-
-    PEP 3333 lets an error page go out with ``exc_info``; WSGI test clients
-    (werkzeug's, httpx's ``WSGITransport``) then re-raise the app's exception,
-    as they do for a native WSGI app.
-    """
-    body = text.encode("utf-8")
-    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    if exc is None:
-        start_response(status, headers)
-    else:
-        start_response(status, headers, (type(exc), exc, exc.__traceback__))
-    return [body]
 
 
 class AsgiToWsgi:
@@ -223,12 +202,10 @@ class AsgiToWsgi:
         self._failure: LifespanError | None = None
         self._state: dict[str, Any] | None = None
         self._runner: LifespanRunner | None = None
-        self._tasks: set[Any] = set()
         self._aloop: Any = None
         self._post: Callable[..., Any] = _not_started
         self._loop_ident = 0
-        self._launches: deque[Exchange] = deque()
-        self._launch_posted = False
+        self._launcher = Launcher(None)
         _bridges.add(self)
 
     def __repr__(self) -> str:
@@ -283,109 +260,23 @@ class AsgiToWsgi:
             self._pid = os.getpid()
             self._aloop = ref.loop
             self._post = ref.post
+            self._launcher = Launcher(ref.loop)
             thread = self._loop.thread
             self._loop_ident = (thread.ident or 0) if thread is not None else 0
             if self.lifespan == "off":
                 self._status = _READY
                 return
             runner = self._runner = LifespanRunner(self._app3)
-            engage_wait = AUTO_ENGAGE_WAIT if self.lifespan == "auto" else None
-            outcome: Outcome = self._loop.call(runner.startup, self._startup_timeout, engage_wait)
-            failure = self._judge_startup(outcome)
+            uses, failure = run_startup(self._loop, runner, self.lifespan, self._startup_timeout)
+            if not uses:  # A12: served without lifespan, so no lifespan.shutdown either
+                self._runner = None
             if failure is None:
-                if outcome.kind == "complete":
-                    self._state = runner.state
-                else:
-                    # No lifespan (A12): stop whatever the app is doing on that
-                    # scope, and send it no lifespan.shutdown later.
-                    self._runner = None
-                    self._loop.call(runner.cancel)
+                self._state = runner.state if uses else None
                 self._status = _READY
                 return
             self._failure = failure
             self._status = _FAILED
             raise failure
-
-    def _judge_startup(self, outcome: Outcome) -> LifespanError | None:
-        kind = outcome.kind
-        if kind == "complete":
-            logger.debug("ASGI lifespan startup complete (pid %d)", os.getpid())
-            return None
-        if self.lifespan == "auto" and kind != "failed":
-            # A12: anything but an explicit lifespan.startup.failed means the
-            # app does not do lifespan; requests go on without it.
-            advice = "Pass lifespan='off' to skip this check, or lifespan='on' to make it fatal."
-            if kind == "raised" and outcome.received:
-                # It took lifespan.startup and then raised: perhaps a raw
-                # lifespan app whose startup broke. Say so, with the traceback.
-                logger.warning(
-                    "the ASGI app raised %r on the lifespan scope without answering "
-                    "lifespan.startup.failed; taking it as an app that does not support "
-                    "lifespan (lifespan='auto') and serving requests without lifespan. %s",
-                    outcome.exc,
-                    advice,
-                    exc_info=outcome.exc,
-                )
-            elif kind == "raised":
-                logger.info(
-                    "the ASGI app does not support the lifespan protocol (it raised %r on the "
-                    "lifespan scope); continuing without lifespan events. %s",
-                    outcome.exc,
-                    advice,
-                )
-                logger.debug("lifespan scope raised", exc_info=outcome.exc)
-            elif kind == "timeout":
-                logger.warning(
-                    "the ASGI app took lifespan.startup but did not answer within "
-                    "startup_timeout=%ss; continuing without lifespan events (lifespan='auto'). "
-                    "%s",
-                    self._startup_timeout,
-                    advice,
-                )
-            elif kind == "unsupported":
-                logger.info(
-                    "the ASGI app does not support the lifespan protocol (%s); continuing "
-                    "without lifespan events. %s",
-                    outcome.message,
-                    advice,
-                )
-            else:
-                logger.info(
-                    "the ASGI app returned from the lifespan scope without answering "
-                    "lifespan.startup; continuing without lifespan events"
-                )
-            return None
-        if kind == "failed":
-            text = "ASGI lifespan startup failed"
-            message = outcome.message.strip()
-            if message and (outcome.exc is None or not message.startswith("Traceback")):
-                text += f": {message}"
-        elif kind == "raised":
-            text = f"ASGI lifespan startup raised {outcome.exc!r}"
-        elif kind == "returned":
-            text = (
-                "the ASGI app returned from the lifespan scope without answering "
-                "lifespan.startup (lifespan='on' requires it)"
-            )
-        elif kind == "unsupported":
-            text = (
-                f"the ASGI app does not support lifespan ({outcome.message}), and "
-                "lifespan='on' requires it; use lifespan='auto' or 'off' for such an app"
-            )
-        else:
-            text = (
-                f"ASGI lifespan startup did not finish within startup_timeout="
-                f"{self._startup_timeout}s"
-            )
-        logger.error(
-            "%s. Every request will be answered with 500 Internal Server Error until "
-            "the process is restarted.",
-            text,
-            exc_info=outcome.exc,
-        )
-        error = LifespanError(text)
-        error.__cause__ = outcome.exc
-        return error
 
     def _forget_parent(self, keep_lock: bool = False) -> None:
         """In a forked child: the parent's loop, lifespan and tasks do not exist here."""
@@ -397,12 +288,10 @@ class AsgiToWsgi:
         self._failure = None
         self._state = None
         self._runner = None
-        self._tasks = set()
         self._aloop = None
         self._post = _not_started
         self._loop_ident = 0
-        self._launches = deque()
-        self._launch_posted = False
+        self._launcher = Launcher(None)
 
     def close(self, timeout: float | None = None) -> None:
         """Shut down: wait for running requests, run lifespan shutdown, stop the loop.
@@ -421,59 +310,18 @@ class AsgiToWsgi:
             _started.discard(self)
         if status in (_READY, _FAILED) and mine and self._aloop is not None:
             try:
-                self._loop.call(self._shutdown, bound, status == _READY)
+                tasks = self._launcher.tasks
+                self._loop.call(shutdown, tasks, self._runner, bound, status == _READY)
             except SchedulerError:
                 logger.debug("the background loop was already closed at shutdown")
         if self._own_loop:
             self._loop.close(5.0 if bound is None else bound)
 
-    async def _shutdown(self, bound: float | None, started: bool) -> None:
-        tasks = [t for t in self._tasks if not t.done()]
-        if tasks:
-            _, still = await asyncio.wait(tasks, timeout=bound)
-            if still:
-                logger.warning(
-                    "%d request task(s) still running after shutdown_timeout=%ss; cancelling them",
-                    len(still),
-                    bound,
-                )
-                for t in still:
-                    t.cancel()
-                await asyncio.wait(still, timeout=1.0)
-        runner = self._runner
-        if runner is None:
-            return
-        if not started:  # startup failed: no lifespan.shutdown for an app that never started
-            await runner.cancel()
-            return
-        outcome = await runner.shutdown(bound)
-        if outcome is None or outcome.kind == "complete":
-            logger.debug("ASGI lifespan shutdown complete (pid %d)", os.getpid())
-            return
-        if outcome.kind == "failed":
-            logger.error(
-                "ASGI lifespan shutdown failed: %s",
-                outcome.message.strip() or "(no message)",
-                exc_info=outcome.exc,
-            )
-        elif outcome.kind == "raised":
-            logger.error("ASGI lifespan shutdown raised %r", outcome.exc, exc_info=outcome.exc)
-        elif outcome.kind == "timeout":
-            logger.error(
-                "ASGI lifespan shutdown did not finish within shutdown_timeout=%ss; cancelled it",
-                bound,
-            )
-
     def __enter__(self) -> AsgiToWsgi:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # ---------------------------------------------------------------------- requests
@@ -483,21 +331,17 @@ class AsgiToWsgi:
         if self._status is not _READY:  # reset in forked children by the at-fork hook
             refusal = self._not_ready()
             if refusal is not None:
-                return _plain(start_response, *refusal)
+                return plain(start_response, *refusal)
         state = thread_state()
         home = state.home
         if home is None:
             home = current_home(state)
         if home.ident == self._loop_ident:
-            raise SchedulerError(
-                "AsgiToWsgi was called on its own event loop thread; a WSGI server must call "
-                "it from its own threads (sharing the loop with a greenlet executor that "
-                "runs this WSGI app is not supported)"
-            )
+            raise SchedulerError(ON_LOOP_THREAD)
         ex = Exchange(self, state, home, self._aloop, self._post)
         error = ex.preread(environ)
         if error is not None:
-            return _plain(start_response, "400 Bad Request", error)
+            return plain(start_response, "400 Bad Request", error)
         ex.scope = environ_to_scope(
             environ,
             root_path_from_script_name=self._root_path_from_script_name,
@@ -505,18 +349,16 @@ class AsgiToWsgi:
             state=self._state,
         )
         ex.context = contextvars.copy_context()
-        launches = self._launches
-        launches.append(ex)
+        launcher = self._launcher
+        launcher.queue.append(ex)
         try:
-            if not self._launch_posted:
-                self._launch_posted = True
-                ex.post(self._launch_all)
+            if not launcher.posted:
+                launcher.posted = True
+                ex.post(launcher.launch_all)
         except RuntimeError:  # the loop was closed under us (a shared loop, closed elsewhere)
-            self._launch_posted = False
-            launches.clear()
-            return _plain(
-                start_response, "503 Service Unavailable", "the ASGI event loop has stopped"
-            )
+            launcher.posted = False
+            launcher.queue.clear()
+            return plain(start_response, "503 Service Unavailable", LOOP_STOPPED)
         item = ex.next_item()
         if item.__class__ is bytes:
             pending = ex.pending
@@ -524,7 +366,7 @@ class AsgiToWsgi:
                 headers = wsgi_headers(ex.start_headers)
                 start_response(status_line(ex.start_status), headers)
             except Exception as exc:
-                return self._bad_start(ex, exc, start_response)
+                return bad_start(ex, exc, start_response)
             length = declared_length(headers)
             if pending and pending[0] is END:
                 pending.popleft()
@@ -534,21 +376,17 @@ class AsgiToWsgi:
                     item = item[:length]
                 return [item]
             return ResponseBody(ex, item, length)
+        ex.finish()
         if item is END:
-            ex.finish()
             try:
                 start_response(status_line(ex.start_status), wsgi_headers(ex.start_headers))
             except Exception as exc:
-                return self._bad_start(ex, exc, start_response)
+                return bad_start(ex, exc, start_response)
             return []
-        ex.finish()
-        if item.__class__ is Failure:
-            # Logged once already (Exchange._failed); exc_info is for test clients (defect 8).
-            return _plain(
-                start_response, "500 Internal Server Error", "Internal Server Error", item.exc
-            )
+        if item.__class__ is Failure:  # logged once already; exc_info for test clients (A6)
+            return plain(start_response, "500 Internal Server Error", ERROR_TEXT, item.exc)
         assert item.__class__ is PathSend
-        return self._send_file(ex, item.path, environ, start_response)
+        return send_file(ex, item.path, environ, start_response, self._read_chunk_size)
 
     def _not_ready(self) -> tuple[str, str] | None:
         try:
@@ -558,67 +396,3 @@ class AsgiToWsgi:
         except SchedulerError:
             return ("503 Service Unavailable", "Service Unavailable")
         return None
-
-    def _bad_start(
-        self, ex: Exchange, exc: Exception, start_response: StartResponse
-    ) -> list[bytes]:
-        logger.error(
-            "the ASGI app sent a response start the WSGI server cannot use (%s %s)",
-            ex.scope["method"],
-            ex.scope["path"],
-            exc_info=exc,
-        )
-        ex.abandon()
-        start_response(
-            "500 Internal Server Error",
-            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "21")],
-            (type(exc), exc, exc.__traceback__),
-        )
-        return [b"Internal Server Error"]
-
-    def _send_file(
-        self, ex: Exchange, path: str, environ: dict[str, Any], start_response: StartResponse
-    ) -> Iterable[bytes]:
-        try:
-            status = status_line(ex.start_status)
-            headers = wsgi_headers(ex.start_headers)
-            file = open(path, "rb")  # closed by the response iterable
-        except Exception as exc:
-            logger.error(
-                "cannot serve http.response.pathsend for %s %s",
-                ex.scope["method"],
-                ex.scope["path"],
-                exc_info=exc,
-            )
-            return _plain(start_response, "500 Internal Server Error", "Internal Server Error")
-        try:
-            start_response(status, headers)
-        except BaseException:
-            file.close()
-            raise
-        block = self._read_chunk_size
-        wrapper = environ.get("wsgi.file_wrapper")
-        if wrapper is not None:
-            result: Iterable[bytes] = wrapper(file, block)
-            return result
-        return FileBody(file, block)
-
-    def _launch_all(self) -> None:
-        """Loop callback: start the ASGI task of every request queued since the last call.
-
-        WSGI threads append to ``_launches`` and post this callback only when
-        none is pending, so under load one loop wake-up starts many requests.
-        """
-        self._launch_posted = False  # before draining: a later append posts again
-        launches = self._launches
-        tasks = self._tasks
-        create_task = self._aloop.create_task
-        while launches:
-            ex = launches.popleft()
-            if sys.version_info >= (3, 11):
-                task = create_task(ex.run(), context=ex.context)
-            else:  # pragma: no cover - 3.10 copies the context it is created in
-                task = ex.context.run(create_task, ex.run())
-            ex.task = task
-            ex.context = None  # type: ignore[assignment]  # the task holds it now
-            tasks.add(task)

@@ -1598,3 +1598,104 @@ def test_the_fastapi_example_serves_in_process() -> None:
         assert json.loads(result.body)["item_id"] == 7
     finally:
         wsgi_app.close()
+
+
+# ------------------------------------------------------------- response phases
+
+
+def test_a4_a6_exchange_phases_follow_the_table(
+    make_bridge: Callable[..., AsgiToWsgi], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each phase change a request makes is in the Exchange's transition table, in order."""
+    import asgibridge.asgi
+    from asgibridge._asgi import TRANSITIONS, Exchange, Phase
+
+    taken: list[tuple[Phase | None, Phase]] = []
+    slot = Exchange.__dict__["phase"]  # the slot's descriptor: the real storage
+
+    class Recording(Exchange):
+        __slots__ = ()
+
+        @property  # type: ignore[override]
+        def phase(self) -> Phase:
+            value: Phase = slot.__get__(self, Exchange)
+            return value
+
+        @phase.setter
+        def phase(self, value: Phase) -> None:
+            try:
+                before = slot.__get__(self, Exchange)
+            except AttributeError:
+                before = None
+            taken.append((before, value))
+            slot.__set__(self, value)
+
+    monkeypatch.setattr(asgibridge.asgi, "Exchange", Recording)
+    cancelled = threading.Event()
+
+    async def streamed(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": TEXT})
+        for _ in range(3):
+            await send({"type": "http.response.body", "body": b"tick", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def endless(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": TEXT})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"tick", "more_body": True})
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def fails_before_body(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": TEXT})
+        raise RuntimeError("boom before the body")
+
+    async def fails_mid_body(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": TEXT})
+        await send({"type": "http.response.body", "body": b"tick", "more_body": True})
+        raise RuntimeError("boom mid-body")
+
+    def walk(app: Any, read: Callable[[AsgiToWsgi], None]) -> list[tuple[Phase | None, Phase]]:
+        taken.clear()
+        bridge = make_bridge(app, lifespan="off")
+        read(bridge)
+        settle(bridge)  # the loop side may still be finishing its last send()
+        first, *rest = taken
+        assert first == (None, Phase.NEW)
+        assert [t for t in rest if t not in TRANSITIONS] == [], rest
+        return rest
+
+    def whole(bridge: AsgiToWsgi) -> None:
+        result = call(bridge, make_environ())
+        assert result.code in (200, 500)
+
+    def leave_after_two(bridge: AsgiToWsgi) -> None:
+        iterable = bridge(make_environ(), lambda s, h, e=None: lambda d: None)
+        chunks = iter(iterable)
+        assert [next(chunks), next(chunks)] == [b"tick", b"tick"]
+        iterable.close()  # type: ignore[attr-defined]
+        wait_for(cancelled, "the app's cancellation")
+
+    def abort_mid_body(bridge: AsgiToWsgi) -> None:
+        iterable = bridge(make_environ(), lambda s, h, e=None: lambda d: None)
+        with pytest.raises(RuntimeError, match="boom mid-body"):
+            list(iterable)
+
+    new, started, streaming = Phase.NEW, Phase.STARTED, Phase.STREAMING
+    complete, gone = Phase.COMPLETE, Phase.GONE
+    assert walk(hello, whole) == [(new, started), (started, complete)]
+    assert walk(streamed, whole) == [
+        (new, started),
+        (started, streaming),
+        (streaming, complete),
+    ]
+    assert walk(endless, leave_after_two) == [
+        (new, started),
+        (started, streaming),
+        (streaming, gone),
+    ]
+    # An app error does not move the phase; the phase says how it is reported (A6).
+    assert walk(fails_before_body, whole) == [(new, started)]
+    assert walk(fails_mid_body, abort_mid_body) == [(new, started), (started, streaming)]
