@@ -49,7 +49,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import IO, Any
 
-from .._core import HOME, ThreadHome
+from .._core import HOME, ThreadHome, ThreadState
 from .._types import ASGIApp, Message
 from ..errors import AppProtocolError, ClientDisconnected, SchedulerError
 from ._request import RequestBody
@@ -128,7 +128,7 @@ class Exchange(RequestBody, WsgiThread):
     def __init__(
         self,
         bridge: Any,
-        state: Any,
+        state: ThreadState,
         home: ThreadHome,
         loop: asyncio.AbstractEventLoop,
         post: Callable[..., Any],

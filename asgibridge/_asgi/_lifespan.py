@@ -16,7 +16,7 @@ particular no thread-sensitive home that might be gone by shutdown time).
 The runner only reports what happened, as an :class:`Outcome`; the policy
 (``"auto"`` treats an app that raises, returns or never answers as one that
 does not support lifespan, ``"on"`` treats it as fatal) lives in
-:mod:`asgibridge.asgi`.
+:mod:`._lifetime`.
 
 Telling an app that ignores ``scope["type"]`` from a lifespan app (rule A12)
 ------------------------------------------------------------------------------
@@ -40,17 +40,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .._types import ASGIApp, Message
 from ..errors import AppProtocolError
 
 __all__ = ["AUTO_ENGAGE_WAIT", "Outcome", "LifespanRunner"]
 
-Message = MutableMapping[str, Any]
-#: An ASGI 3 application. Typed loosely on purpose: frameworks declare scopes and
-#: messages as dicts, MutableMappings or TypedDicts, and all of them must be accepted.
-ASGIApp = Callable[[Any, Any, Any], Awaitable[Any]]
 
 # How long to wait, after the app reports ``*.failed``, for its task to end
 # with the exception that caused it (Starlette re-raises right after sending).

@@ -38,7 +38,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._core import Job, ThreadHome, default_scheduler, rehome_leftover_jobs, run_job
+from .._core import (
+    Job,
+    ThreadHome,
+    ThreadState,
+    default_scheduler,
+    rehome_leftover_jobs,
+    run_job,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -68,7 +75,7 @@ class WsgiThread(ThreadHome):
     post: Callable[..., Any]
     read_wanted: bool
     send_waiter: asyncio.Future[None] | None
-    state: Any
+    state: ThreadState
 
     if TYPE_CHECKING:  # provided by RequestBody and Exchange
 
