@@ -21,10 +21,20 @@ from __future__ import annotations
 import contextvars
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-__all__ = ["apply_context", "call_rehomed", "local_storage", "rehome_locals"]
+_R = TypeVar("_R")
+
+__all__ = [
+    "apply_context",
+    "await_it",
+    "call_rehomed",
+    "local_storage",
+    "rehome_locals",
+    "run_child",
+    "with_exc",
+]
 
 get_ident = threading.get_ident
 
@@ -82,3 +92,25 @@ def call_rehomed(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
     """``fn(*args, **kwargs)`` after re-homing the context's asgiref ``Local``s to this thread."""
     rehome_locals()
     return fn(*args, **kwargs)
+
+
+def with_exc(fn: Callable[..., _R], exc: BaseException) -> Callable[..., _R]:
+    """Run ``fn`` inside an ``except`` block for ``exc``, so ``sys.exc_info()`` matches the caller's."""
+
+    def call(*args: Any, **kwargs: Any) -> _R:
+        try:
+            raise exc
+        except BaseException:
+            return fn(*args, **kwargs)
+
+    return call
+
+
+def run_child(child: Callable[[], _R]) -> _R:
+    """``child()``: the ``func`` that ``SyncToAsync.thread_handler`` is handed (asgiref's shape)."""
+    return child()
+
+
+async def await_it(awaitable: Awaitable[_R]) -> _R:
+    """``await awaitable``: what ``async_to_sync`` runs when ``main_wrap`` is instrumented."""
+    return await awaitable

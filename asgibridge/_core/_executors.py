@@ -26,7 +26,7 @@ from ._backends import current_loop_ref
 from ._homes import current_home
 from ._jobs import Job, _state, deliver, run_job
 
-__all__ = ["ExecutorTarget", "run_job_async"]
+__all__ = ["ExecutorTarget", "check_executor", "parse_executor", "run_job_async"]
 
 
 class ExecutorTarget:
@@ -97,3 +97,34 @@ async def run_job_async(job: Job, target: Any) -> Any:
     itself, which saves a coroutine frame.)
     """
     return await current_loop_ref().run_job(job, target)
+
+
+def check_executor(executor: object, what: str) -> None:
+    """Executors are duck-typed, as in asgiref: anything with a callable ``submit``."""
+    if not callable(getattr(executor, "submit", None)):
+        raise TypeError(
+            f"{what} must have a submit(fn, *args) method, as a "
+            "concurrent.futures.ThreadPoolExecutor has; got an object of type "
+            f"{type(executor).__name__} without one"
+        )
+
+
+def parse_executor(executor: object, thread_sensitive: bool) -> tuple[bool, ExecutorTarget | None]:
+    """``sync_to_async``'s ``executor=``: (greenlet mode?, the target for an executor object).
+
+    Raises ``TypeError`` for a string other than ``"greenlet"``, an object
+    without ``submit``, or an executor object with ``thread_sensitive=True``.
+    """
+    if isinstance(executor, str):
+        if executor != "greenlet":
+            raise TypeError(
+                "executor must be an object with a submit() method (a "
+                f"concurrent.futures.Executor), 'greenlet' or None, not {executor!r}"
+            )
+        return True, None
+    if executor is None:
+        return False, None
+    check_executor(executor, "executor")
+    if thread_sensitive:
+        raise TypeError("executor must not be set when thread_sensitive is True")
+    return False, ExecutorTarget(executor)

@@ -50,6 +50,7 @@ __all__ = [
     "BridgeGreenlet",
     "await_in_greenlet",
     "await_in_greenlet_home",
+    "greenlet_call",
     "in_bridge_greenlet",
     "run_in_greenlet",
     "set_greenlet_hold_warning",
@@ -246,3 +247,16 @@ def await_in_greenlet_home(awaitable: Awaitable[_R]) -> _R:
     if tag == _THROW:
         raise value
     return value  # type: ignore[no-any-return]
+
+
+async def greenlet_call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """What ``async_to_sync`` awaits on the driver's task from a bridge greenlet.
+
+    ``fn`` is called here, on the driver, where the loop is visible: an
+    awaitable factory may need the loop to build its awaitable. The driver
+    has set ``HOME = GREENLET_HOME`` (see :func:`await_in_greenlet_home`), so
+    thread-sensitive calls made by ``fn`` come back to this thread.
+    """
+    return await fn(*args, **kwargs)

@@ -41,11 +41,13 @@ from typing import Any
 from ..errors import SchedulerError
 from ._backends import LoopRef, asyncio_ref, close_loop
 from ._context import apply_context
+from ._executors import run_job_async
 from ._homes import GREENLET_HOME, HOME
-from ._jobs import outcome_of
+from ._jobs import Job, outcome_of
 from ._portal import portal_call
+from ._scheduler import default_scheduler
 
-__all__ = ["BackgroundLoop", "run_on_thread_loop"]
+__all__ = ["BackgroundLoop", "run_in_pool_thread_loop", "run_on_thread_loop"]
 
 
 #: Loops inherited from a parent process through fork(): kept alive and never closed (U9).
@@ -182,6 +184,14 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop, main: asyncio.Task[Any]) 
         return
     tl.spawned = False
     _cancel_all(loop)
+
+
+async def run_in_pool_thread_loop(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """``await fn(*args, **kwargs)`` on the thread loop of a pool thread (``force_new_loop``)."""
+    job = Job(run_on_thread_loop, (fn, args, kwargs), {}, contextvars.copy_context())
+    return await run_job_async(job, default_scheduler().pool)
 
 
 # ------------------------------------------------------------------ background loop
