@@ -50,6 +50,8 @@ from typing import Any
 from flask import Flask
 
 from asgibridge.wsgi import WsgiToAsgi
+from tests.support.drivers import asgi_call
+from tests.support.scopes import make_scope
 
 CONCURRENCY = 16
 
@@ -61,24 +63,14 @@ def hello() -> str:
     return "Hello, World!"
 
 
-SCOPE: dict[str, Any] = {
-    "type": "http",
-    "asgi": {"version": "3.0", "spec_version": "2.3"},
-    "http_version": "1.1",
-    "server": ("127.0.0.1", 8000),
-    "client": ("127.0.0.1", 50000),
-    "scheme": "http",
-    "method": "GET",
-    "root_path": "",
-    "path": "/",
-    "raw_path": b"/",
-    "query_string": b"",
-    "headers": [
+SCOPE: dict[str, Any] = make_scope(
+    client=("127.0.0.1", 50000),
+    headers=[
         (b"host", b"127.0.0.1:8000"),
         (b"user-agent", b"bench"),
         (b"accept", b"*/*"),
     ],
-}
+)
 
 ENVIRON: dict[str, Any] = {
     "REQUEST_METHOD": "GET",
@@ -121,6 +113,7 @@ def floor_bridge(greenlet: bool) -> ASGIApp:
     conformance costs.
     """
     from asgibridge._core import run_in_greenlet
+
     try:
         from asgibridge._codec import EnvironBuilder
     except ImportError:  # a tree from before the layout of issue 10 (--baseline)
@@ -193,18 +186,9 @@ async def one_request(app: ASGIApp) -> None:
 
 async def check(app: ASGIApp) -> None:
     """One request whose response is checked in full."""
-    out: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return REQUEST
-
-    async def send(message: dict[str, Any]) -> None:
-        out.append(message)
-
-    await app(dict(SCOPE), receive, send)
-    body = b"".join(m.get("body", b"") for m in out if m["type"] == "http.response.body")
-    if out[0]["status"] != 200 or body != b"Hello, World!":
-        raise RuntimeError(f"bad response {out!r}")
+    result = await asgi_call(app, dict(SCOPE))
+    if result.status != 200 or result.body != b"Hello, World!":
+        raise RuntimeError(f"bad response {result.messages!r}")
 
 
 def bridged_round(factory: Callable[[], ASGIApp], n: int, concurrency: int) -> float:
