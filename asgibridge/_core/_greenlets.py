@@ -160,17 +160,18 @@ async def run_in_greenlet(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _
     limit = settings.hold_warning
     clock = time.perf_counter
     home_token: Any = None
+    out: tuple[Any, ...] = (fn, args, kwargs)
     try:
-        start = clock()
-        if loop is not None:
-            _set_running_loop(None)
-            try:
-                msg = switch((fn, args, kwargs))
-            finally:
-                _set_running_loop(loop)
-        else:
-            msg = switch((fn, args, kwargs))
         while True:
+            start = clock()
+            if loop is not None:
+                _set_running_loop(None)
+                try:
+                    msg = switch(out)
+                finally:
+                    _set_running_loop(loop)
+            else:
+                msg = switch(out)
             if limit is not None and clock() - start > limit:
                 _held_too_long(fn, clock() - start)
             tag, value = msg
@@ -183,20 +184,9 @@ async def run_in_greenlet(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _
                     # is a fifth of the round trip.
                     home_token = HOME.set(GREENLET_HOME)
                 try:
-                    result = await value
+                    out = (_VALUE, await value)
                 except BaseException as exc:
-                    reply: tuple[int, Any] = (_THROW, exc)
-                else:
-                    reply = (_VALUE, result)
-                start = clock()
-                if loop is not None:
-                    _set_running_loop(None)
-                    try:
-                        msg = switch(reply)
-                    finally:
-                        _set_running_loop(loop)
-                else:
-                    msg = switch(reply)
+                    out = (_THROW, exc)
                 continue
             if tag == _DONE:
                 return value  # type: ignore[no-any-return]
