@@ -21,21 +21,14 @@ from typing import Any
 
 from asgibridge.sync import async_to_sync
 from asgibridge.wsgi import WsgiToAsgi
+from tests.support.scopes import make_scope
 
-SCOPE: dict[str, Any] = {
-    "type": "http",
-    "asgi": {"version": "3.0"},
-    "http_version": "1.1",
-    "method": "GET",
-    "scheme": "http",
-    "path": "/",
-    "raw_path": b"/",
-    "query_string": b"",
-    "root_path": "",
-    "headers": [(b"host", b"bench")],
-    "client": ("127.0.0.1", 1),
-    "server": ("127.0.0.1", 80),
-}
+SCOPE: dict[str, Any] = make_scope(
+    asgi={"version": "3.0"},
+    headers=[(b"host", b"bench")],
+    client=("127.0.0.1", 1),
+    server=("127.0.0.1", 80),
+)
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from asgibridge import AsgiToWsgi, WsgiToAsgi, async_to_sync, sync_to_async
+from tests.support.scopes import make_scope
 
 
 def forget_garbage() -> None:
@@ -66,20 +67,11 @@ async def hello_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"hello"})
 
 
-SCOPE: dict[str, Any] = {
-    "type": "http",
-    "asgi": {"version": "3.0"},
-    "http_version": "1.1",
-    "method": "GET",
-    "scheme": "http",
-    "path": "/",
-    "raw_path": b"/",
-    "query_string": b"",
-    "root_path": "",
-    "headers": [(b"host", b"127.0.0.1")],
-    "client": ("127.0.0.1", 5000),
-    "server": ("127.0.0.1", 8000),
-}
+SCOPE: dict[str, Any] = make_scope(
+    asgi={"version": "3.0"},
+    headers=[(b"host", b"127.0.0.1")],
+    client=("127.0.0.1", 5000),
+)
 
 
 async def _wsgi_requests(bridge: WsgiToAsgi, n: int) -> None:
