@@ -88,6 +88,7 @@ from hypothesis import strategies as st
 from asgibridge.asgi import AsgiToWsgi
 from asgibridge.wsgi import WsgiToAsgi
 from tests.support.asgi_servers import serve
+from tests.support.drivers import asgi_call
 from tests.support.wsgi_servers import gunicorn_server, waitress_server
 
 TESTS = Path(__file__).resolve().parent
@@ -497,22 +498,9 @@ def _scope_like_uvicorn(request: RawRequest, extra: list[tuple[bytes, bytes]]) -
 
 def call_asgi(app: Any, scope: dict[str, Any], body: bytes) -> Reply:
     """Run one http request through ``app`` in process; collect its answer."""
-    sent: list[dict[str, Any]] = []
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        if messages:
-            return messages.pop()
-        await asyncio.sleep(IO_TIMEOUT)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(asyncio.wait_for(app(scope, receive, send), IO_TIMEOUT))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    data = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return Reply(start["status"], list(start.get("headers", [])), data)
+    result = asyncio.run(asgi_call(app, scope, [body], then=IO_TIMEOUT, timeout=IO_TIMEOUT))
+    start = next(m for m in result.messages if m["type"] == "http.response.start")
+    return Reply(start["status"], list(start.get("headers", [])), result.body)
 
 
 @DIFF_SETTINGS
