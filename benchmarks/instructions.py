@@ -342,8 +342,14 @@ SCENARIOS: dict[str, tuple[str, Driver, int]] = {
 # The measuring side: no asgibridge import here.
 
 
-def _python_path(tree: Path, scratch: Path) -> str:
-    """PYTHONPATH for a driven process: the tree's ``asgibridge``, then this ``benchmarks``."""
+def tree_pythonpath(tree: Path, scratch: Path) -> str:
+    """PYTHONPATH that runs this checkout's ``benchmarks`` (and ``tests``) on ``tree``'s package.
+
+    ``tree`` is a directory holding an ``asgibridge`` package. Symbolic links
+    in ``scratch`` put that package first, then this checkout's ``benchmarks``
+    and ``tests`` folders, and nothing else of either tree; run the process
+    with ``python -P`` so that no working directory comes in front.
+    """
     package = tree / "asgibridge"
     if not (package / "__init__.py").is_file():
         raise SystemExit(f"{tree} holds no asgibridge package: pass the directory that does")
@@ -352,7 +358,8 @@ def _python_path(tree: Path, scratch: Path) -> str:
     bench = scratch / "bench"
     if not bench.exists():
         bench.mkdir()
-        (bench / "benchmarks").symlink_to(Path(__file__).resolve().parent)
+        for name in ("benchmarks", "tests"):
+            (bench / name).symlink_to(ROOT / name)
     return f"{home}{os.pathsep}{bench}"
 
 
@@ -480,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     with tempfile.TemporaryDirectory(prefix="instructions-") as tmp:
         scratch = Path(tmp)
-        paths = {k: _python_path(t, scratch) for k, t in trees.items()}
+        paths = {k: tree_pythonpath(t, scratch) for k, t in trees.items()}
         base_name = args.baseline or args.baseline_file
         print(f"now: {args.tree}" + (f"   base: {base_name}" if base_name else ""))
         print(f"Ir per request = (Ir(2N) - Ir(N)) / N, cachegrind, PYTHONHASHSEED=0, {sys.version}")

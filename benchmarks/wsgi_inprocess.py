@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import statistics
 import sys
 import time
@@ -259,15 +260,62 @@ def direct_round(n: int, from_scope: bool = False) -> float:
     return elapsed / n * 1e6
 
 
+def compare(baseline: str, n: int, rounds: int) -> None:
+    """``--baseline DIR``: asgibridge's two modes on this tree and on DIR, in the same run.
+
+    Each round runs one process per tree (``--json``, one round, the order
+    alternating), with ``asgibridge`` imported from that tree and this
+    checkout's benchmark. Each process divides its bridged times by its own
+    direct runs, so the two trees are compared on ratios, not raw times.
+    """
+    import os
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from .instructions import ROOT, tree_pythonpath
+
+    names = ["asgibridge thread", "asgibridge greenlet"]
+    trees = {"now": ROOT, "base": Path(baseline)}
+    got: dict[str, list[dict[str, Any]]] = {k: [] for k in trees}
+    with tempfile.TemporaryDirectory(prefix="wsgi-inprocess-") as tmp:
+        paths = {k: tree_pythonpath(t, Path(tmp)) for k, t in trees.items()}
+        for r in range(rounds):
+            for key in list(trees)[:: 1 if r % 2 == 0 else -1]:
+                env = {**os.environ, "PYTHONPATH": paths[key]}
+                cmd = [sys.executable, "-P", "-m", "benchmarks.wsgi_inprocess", "--json"]
+                cmd += ["--rounds", "1", "-n", str(n), *(f"--only={x}" for x in names)]
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+                if out.returncode != 0:
+                    raise RuntimeError(f"{key} round failed:\n{out.stderr[-3000:]}")
+                got[key].append(json.loads(out.stdout.splitlines()[-1]))
+    print(f"Flask hello, in-process; now {ROOT} against base {baseline}; {n} requests x {rounds}")
+    print("time / direct time, median over rounds (lower is better); now/base > 1: now slower")
+    columns = f"{'now':>10}{'base':>8}{'now/base':>10}"
+    print(f"{'':<22}{'c=16':>10}{'':18}{'c=1':>10}\n{'contender':<22}{columns}{columns}")
+    for name in names:
+        row = f"{name:<22}"
+        for kind in ("thr", "lat"):
+            now = statistics.median(g[kind][name] for g in got["now"])
+            base = statistics.median(g[kind][name] for g in got["base"])
+            row += f"{now:>10.2f}{base:>8.2f}{now / base:>10.3f}"
+        print(row)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests and rounds")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("-n", type=int, default=None, help="requests per round")
     parser.add_argument("--only", action="append", help="run only these contenders")
+    parser.add_argument("--baseline", help="compare with the asgibridge package in this tree")
+    parser.add_argument("--json", action="store_true", help="print the medians as one JSON line")
     args = parser.parse_args()
     n = args.n or (1600 if args.quick else 3200)
     rounds = args.rounds or (5 if args.quick else 11)
+    if args.baseline:
+        compare(args.baseline, n, args.rounds or (3 if args.quick else 7))
+        return
 
     factories = contenders()
     if args.only:
@@ -291,6 +339,13 @@ def main() -> None:
             lat[name].append(la / ref)
             before = after
 
+    if args.json:  # bridged / direct time, per contender
+        med = {
+            k: {name: statistics.median(v[name]) for name in factories}
+            for k, v in [("thr", thr), ("lat", lat)]
+        }
+        print(json.dumps({"direct_us": statistics.median(direct), **med}))
+        return
     d = statistics.median(direct)
     de = statistics.median(direct_env)
     print(f"Flask hello, in-process; {n} requests x {rounds} rounds")
