@@ -13,6 +13,7 @@ was.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import socket
 import threading
@@ -32,6 +33,7 @@ from asgibridge.errors import ClientDisconnected
 from asgibridge.sync import async_to_sync
 from asgibridge.wsgi import WsgiToAsgi
 from tests.support.asgi_servers import SERVERS, serve
+from tests.support.logs import wait_for as poll
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -52,13 +54,7 @@ def events(token: str) -> list[str]:
         return list(_events.get(token, ()))
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
+wait_for = functools.partial(poll, timeout=10.0, step=0.02)
 
 
 def pause(seconds: float) -> None:

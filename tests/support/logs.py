@@ -3,7 +3,8 @@
 ``capture(level)`` installs one ``LogCapture`` handler on the root logger and on
 uvicorn's and waitress's loggers (uvicorn's do not propagate to the root), and
 removes it on exit. A record seen by several of them is counted once.
-``wait_for(predicate)`` polls a condition, bounded in time.
+``wait_for(predicate)`` polls a condition, bounded in time (also for tests that
+capture no logs).
 """
 
 from __future__ import annotations
@@ -59,11 +60,14 @@ def capture(level: int = logging.WARNING) -> Iterator[LogCapture]:
             logger.removeHandler(log)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; return its last value."""
+def wait_for(predicate: Callable[[], bool], timeout: float = WAIT, step: float = 0.01) -> bool:
+    """Poll ``predicate`` every ``step`` seconds until it holds or ``timeout`` seconds pass.
+
+    Returns its last value.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.01)
+        time.sleep(step)
     return predicate()
