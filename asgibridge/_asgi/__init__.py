@@ -11,6 +11,7 @@ and imports everything else from here:
   body reads and thread-sensitive jobs, and backpressure;
 * :mod:`._response`: what the WSGI side gets (items, the response iterables,
   ``Content-Length`` cuts, error reporting);
+* :mod:`._bridge`: the settings the wing reads from its ``AsgiToWsgi``;
 * :mod:`._launch`: starting request tasks on the loop, many per wake-up;
 * :mod:`._answers`: the bridge's own answers (plain-text errors, pathsend files);
 * :mod:`._lifespan`: the lifespan protocol, driven from the server side;
@@ -20,6 +21,7 @@ and imports everything else from here:
 from __future__ import annotations
 
 from ._answers import ERROR_TEXT, LOOP_STOPPED, ON_LOOP_THREAD, bad_start, plain, send_file
+from ._bridge import Bridge
 from ._exchange import TRANSITIONS, Exchange, Phase
 from ._launch import Launcher
 from ._lifespan import AUTO_ENGAGE_WAIT, LifespanRunner, Outcome
@@ -28,6 +30,7 @@ from ._response import END, Failure, FileBody, PathSend, ResponseBody, cut_body,
 
 __all__ = [
     "AUTO_ENGAGE_WAIT",
+    "Bridge",
     "END",
     "ERROR_TEXT",
     "LOOP_STOPPED",

@@ -52,6 +52,7 @@ from typing import IO, Any
 from .._core import HOME, ThreadHome, ThreadState
 from .._types import ASGIApp, Message
 from ..errors import AppProtocolError, ClientDisconnected, SchedulerError
+from ._bridge import Bridge
 from ._request import RequestBody
 from ._response import END, Failure, PathSend, report_failure
 from ._wsgi_thread import WsgiThread
@@ -127,7 +128,7 @@ class Exchange(RequestBody, WsgiThread):
 
     def __init__(
         self,
-        bridge: Any,
+        bridge: Bridge,
         state: ThreadState,
         home: ThreadHome,
         loop: asyncio.AbstractEventLoop,

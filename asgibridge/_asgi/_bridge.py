@@ -1,0 +1,31 @@
+"""What the ASGI wing reads from the ``AsgiToWsgi`` that owns a request.
+
+The wing never imports the public adapter (layers only import downward).
+Each :class:`~._exchange.Exchange` keeps a reference to its bridge and reads
+these settings from it, set once per bridge (``_launcher`` once per process);
+:class:`Bridge` names them so that the type checker holds both sides to them.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .._types import ASGIApp
+from ._launch import Launcher
+
+__all__ = ["Bridge"]
+
+
+class Bridge(Protocol):
+    """The settings of an ``AsgiToWsgi`` bridge that its requests read."""
+
+    #: The ASGI 3 callable requests run (an ASGI 2 app already wrapped).
+    _app3: ASGIApp
+    #: ``send_buffer``: body messages that may wait before ``send()`` waits.
+    _send_buffer: int
+    #: ``read_chunk_size``: bytes per ``wsgi.input`` read.
+    _read_chunk_size: int
+    #: ``background_timeout``: seconds background work may run after the response.
+    _background_timeout: float | None
+    #: This process's task launcher (it holds the running request tasks).
+    _launcher: Launcher
