@@ -9,12 +9,20 @@ import sys
 import time
 from collections.abc import Sequence
 
+from tests.support.net import free_port
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = [
+    "free_port",
+    "gunicorn_gthread_cmd",
+    "run_wrk",
+    "stop",
+    "uvicorn_cmd",
+    "wait_ready",
+    "wrk",
+    "wrk_non2xx",
+    "wrk_rps",
+    "wrk_socket_errors",
+]
 
 
 def uvicorn_cmd(

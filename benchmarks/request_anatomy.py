@@ -57,6 +57,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from tests.support.net import free_port as _free_port
+
 from . import _harness
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -290,12 +292,6 @@ def _count_wsgi_requests(app: WSGIApp) -> WSGIApp:
 
 ASGI_APPS = ("native", "greenlet", "thread", "a2wsgi")
 WSGI_APPS = ("wsgi_raw", "asgibridge", "floor", "floor_batched", "a2wsgi_asgi")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def server_command(server: str, app: str, port: int) -> list[str]:

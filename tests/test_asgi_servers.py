@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from asgibridge.asgi import AsgiToWsgi
+from tests.support.net import free_port as _free_port
 from tests.support.wsgi_servers import (
     _NO_CONTROL_SOCKET,
     Served,
@@ -586,12 +587,6 @@ if __name__ == "__main__":  # the recipe docs/asgi.md gives for waitress and SIG
     finally:
         application.close()
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize(

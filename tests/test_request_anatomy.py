@@ -26,6 +26,7 @@ import pytest
 
 from asgibridge.wsgi import WsgiToAsgi
 from tests.support.drivers import asgi_request
+from tests.support.net import free_port as _free_port
 from tests.support.scopes import make_scope
 
 Message = dict[str, Any]
@@ -153,12 +154,6 @@ _GRANIAN_APP = textwrap.dedent(
     thread = WsgiToAsgi(app)
     """
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(port: int, path: str) -> bytes:
