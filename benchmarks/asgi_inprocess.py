@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
 import sys
 import threading
@@ -111,6 +112,55 @@ def run(app: Callable[..., Any], threads: int, seconds: float) -> tuple[float, f
     return total / elapsed, cpu / total * 1e6
 
 
+def _pick(result: dict[str, Any], what: str) -> float:
+    ours = result["asgibridge"]
+    if what == "vs a2wsgi":
+        return float(ours[0] / result["a2wsgi"][0])
+    return float(ours[0] if what == "rps" else ours[1])
+
+
+def compare(baseline: str, argv: list[str], rounds: int) -> None:
+    """``--baseline DIR``: asgibridge on this tree and on DIR, in the same run.
+
+    Each round runs one process per tree (``--json``, one round, the order
+    alternating), with ``asgibridge`` imported from that tree and this
+    checkout's benchmark; a2wsgi runs in the same process as the reference
+    for machine speed. Prints, per thread count, the medians over rounds.
+    """
+    import os
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from .instructions import ROOT, tree_pythonpath
+
+    trees = {"now": ROOT, "base": Path(baseline)}
+    got: dict[str, list[dict[str, Any]]] = {k: [] for k in trees}
+    with tempfile.TemporaryDirectory(prefix="asgi-inprocess-") as tmp:
+        paths = {k: tree_pythonpath(t, Path(tmp)) for k, t in trees.items()}
+        for r in range(rounds):
+            for key in list(trees)[:: 1 if r % 2 == 0 else -1]:
+                env = {**os.environ, "PYTHONPATH": paths[key]}
+                cmd = [sys.executable, "-P", "-m", "benchmarks.asgi_inprocess", *argv]
+                cmd += ["--json", "--rounds", "1"]
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+                if out.returncode != 0:
+                    raise RuntimeError(f"{key} round failed:\n{out.stderr[-3000:]}")
+                got[key].append(json.loads(out.stdout.splitlines()[-1]))
+    print(f"Starlette hello; now {ROOT} against base {baseline}; {rounds} rounds per tree")
+    print("medians over rounds; now/base < 1 for req/s or > 1 for CPU: now slower")
+    for threads in got["now"][0]:
+        print(f"\n{threads} thread(s)   {'now':>9}{'base':>9}{'now/base':>10}")
+        for label, what in (
+            ("asgibridge req/s", "rps"),
+            ("us CPU/req", "cpu"),
+            ("/ a2wsgi req/s", "vs a2wsgi"),
+        ):
+            now = statistics.median(_pick(g[threads], what) for g in got["now"])
+            base = statistics.median(_pick(g[threads], what) for g in got["base"])
+            print(f"  {label:<17}{now:>9.2f}{base:>9.2f}{now / base:>10.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print requests/second and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -120,9 +170,15 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, nargs="+", default=[8, 1], help="thread counts to measure"
     )
     parser.add_argument("--quick", action="store_true", help="2 rounds of 1 second")
+    parser.add_argument("--baseline", help="compare with the asgibridge package in this tree")
+    parser.add_argument("--json", action="store_true", help="print the medians as one JSON line")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rounds = 1.0, 2
+    if args.baseline:
+        threads = [str(t) for t in args.threads]
+        compare(args.baseline, ["--seconds", str(args.seconds), "--threads", *threads], args.rounds)
+        return 0
     try:
         from a2wsgi import ASGIMiddleware
     except ImportError:
@@ -134,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "a2wsgi": ASGIMiddleware(starlette_app()),  # type: ignore[arg-type]
     }
     failed = False
+    emit: dict[int, dict[str, tuple[float, float]]] = {}
     for threads in args.threads:
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in bridges}
         for app in bridges.values():
@@ -141,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             for name, app in bridges.items():
                 results[name].append(run(app, threads, args.seconds))
+        if args.json:  # (req/s, CPU us/req) medians per bridge
+            emit[threads] = {
+                name: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v))
+                for name, v in results.items()
+            }
+            continue
         print(f"\nStarlette hello, {threads} thread(s), {args.rounds} x {args.seconds:g}s")
         med: dict[str, float] = {}
         for name, rounds in results.items():
@@ -154,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     closer = getattr(bridges["asgibridge"], "close", None)
     if closer is not None:
         closer()
+    if args.json:
+        print(json.dumps(emit))
+        return 0
     return 1 if failed else 0
 
 
