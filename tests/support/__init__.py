@@ -7,7 +7,9 @@
   runs a WSGI app with an environ and collects status, headers and body.
 * ``asgi_servers`` / ``wsgi_servers``: real servers on 127.0.0.1 (uvicorn, hypercorn,
   waitress, wsgiref, gunicorn), in a thread or a subprocess, every wait bounded in time.
-* ``logs``: counting log records of every logger (the servers' included) during a test.
+* ``logs``: counting log records of every logger (the servers' included) during a test;
+  ``wait_for(predicate)``, a polling wait bounded in time.
+* ``net``: ``free_port()``.
 
 The shared pytest fixtures (``anyio_backend``, ``executor``, ``backend``) are in
 ``tests/conftest.py``. Import as ``from tests.support.scopes import make_scope``: the

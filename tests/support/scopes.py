@@ -43,15 +43,8 @@ def make_scope(**overrides: Any) -> dict[str, Any]:
 
 def uvicorn_scope(**overrides: Any) -> dict[str, Any]:
     """A scope shaped like the ones uvicorn builds; ``overrides`` on top."""
-    scope: dict[str, Any] = {
-        "type": "http",
+    fields: dict[str, Any] = {
         "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("10.0.0.7", 51234),
-        "scheme": "http",
-        "method": "GET",
-        "root_path": "",
         "path": "/items/42",
         "raw_path": b"/items/42",
         "query_string": b"a=1&b=2",
@@ -61,8 +54,8 @@ def uvicorn_scope(**overrides: Any) -> dict[str, Any]:
             (b"accept", b"*/*"),
         ],
     }
-    scope.update(overrides)
-    return scope
+    fields.update(overrides)
+    return make_scope(**fields)
 
 
 def make_environ(method: str = "GET", path: str = "/", **extra: Any) -> dict[str, Any]:
