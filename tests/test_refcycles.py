@@ -92,7 +92,6 @@ async def _wsgi_requests(bridge: WsgiToAsgi, n: int) -> None:
     await asyncio.gather(*(one() for _ in range(n)))
 
 
-@pytest.mark.parametrize("executor", ["thread", "greenlet"])
 def test_wsgi_to_asgi_request_leaves_no_cycles(
     executor: Any, garbage: Callable[[], list[str]]
 ) -> None:
