@@ -51,6 +51,7 @@ def _gunicorn_version() -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
 
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 START_TIMEOUT = 30.0
 
 # gunicorn 25.1+ opens a control socket at a fixed path in $HOME, which
@@ -287,7 +288,11 @@ def gunicorn_server(
     env: dict[str, str] | None = None,
     extra: tuple[str, ...] = (),
 ) -> Iterator[Served]:
-    """Run ``gunicorn APP`` as a subprocess; ``APP`` is imported from ``chdir``."""
+    """Run ``gunicorn APP`` as a subprocess; ``APP`` is imported from ``chdir``.
+
+    The repository root is on the workers' path too, so the app's module may import
+    ``tests.support``.
+    """
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -311,6 +316,9 @@ def gunicorn_server(
         "30",
         "--chdir",
         str(chdir),
+        # test modules loaded from ``chdir`` import their helpers as tests.support.*
+        "--pythonpath",
+        str(ROOT),
         *(["--preload"] if preload else []),
         *_NO_CONTROL_SOCKET,
         *extra,
