@@ -20,7 +20,9 @@ loop side: the ASGI task, ``receive()``, ``send()`` and the response
 :class:`Phase`), :class:`~._request.RequestBody` (reading ``wsgi.input``) and
 :class:`~._wsgi_thread.WsgiThread` (the WSGI thread's wait, which also serves
 the app's thread-sensitive jobs). They are mixins of one class with one set
-of slots, so crossing between them costs no attribute hop.
+of slots, so crossing between them costs no attribute hop. The futures,
+timers and task cancellation here are asyncio's on purpose: the bridge owns
+its loop (an asyncio :class:`~asgibridge._core.BackgroundLoop`).
 
 The response phase (rules A4, A5, A9)
     The loop side holds where the response stands as one :class:`Phase`,
