@@ -416,8 +416,13 @@ def drive(scenario: str, n: int) -> None:
 
 
 def driver_digest() -> str:
-    """A digest of this file: counts saved by another version of the drivers may differ."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    """A digest of the drivers (this file and ``dispatch.py``, whose helpers they use).
+
+    Counts saved by other drivers may differ for reasons of their own.
+    """
+    here = Path(__file__).resolve().parent
+    data = b"".join((here / name).read_bytes() for name in ("instructions.py", "dispatch.py"))
+    return hashlib.sha256(data).hexdigest()[:12]
 
 
 def read_saved(path: Path) -> tuple[str, dict[str, float]]:
