@@ -310,7 +310,7 @@ class SyncToAsync(Generic[_P, _R]):
 _THREAD_HANDLER = SyncToAsync.thread_handler
 
 
-# asgiref's internal class attributes, as read-mostly views of our state (see _core._contexts).
+# asgiref's internal class attributes, as read-mostly views of our state (see _core._sync_contexts).
 SyncToAsync.thread_sensitive_context = _TSC  # type: ignore[attr-defined]
 SyncToAsync.context_to_thread_executor = ContextExecutorsView()  # type: ignore[attr-defined]
 AsyncToSync.executors = ExecutorsView()  # type: ignore[attr-defined]

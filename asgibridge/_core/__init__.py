@@ -18,7 +18,7 @@ Modules, bottom up:
 * :mod:`._loops`: loops for code that has none (per-thread, background);
 * :mod:`._mailbox`: batched thread -> loop posts;
 * :mod:`._scheduler`: the process-wide pool and lanes;
-* :mod:`._contexts`: ``ThreadSensitiveContext``, ``AsyncSingleThreadContext`` and the
+* :mod:`._sync_contexts`: ``ThreadSensitiveContext``, ``AsyncSingleThreadContext`` and the
   asgiref class-state views behind ``asgibridge.sync``.
 """
 
@@ -36,16 +36,6 @@ from ._backends import (
     spawn,
 )
 from ._context import apply_context, await_it, run_child, with_exc
-from ._contexts import (
-    CURRENT_ASTC,
-    CURRENT_TSC,
-    AsyncSingleThreadContext,
-    ContextExecutorsView,
-    ExecutorsView,
-    SupportsSubmit,
-    ThreadSensitiveContext,
-    thread_sensitive_target,
-)
 from ._executors import ExecutorTarget, check_executor, parse_executor, run_job_async
 from ._greenlets import (
     BridgeGreenlet,
@@ -69,6 +59,16 @@ from ._scheduler import (
     close_default_scheduler,
     default_scheduler,
     rehome_leftover_jobs,
+)
+from ._sync_contexts import (
+    CURRENT_ASTC,
+    CURRENT_TSC,
+    AsyncSingleThreadContext,
+    ContextExecutorsView,
+    ExecutorsView,
+    SupportsSubmit,
+    ThreadSensitiveContext,
+    thread_sensitive_target,
 )
 from ._watchdog import set_lane_watchdog
 
