@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from asgibridge._codec import _environ
-from asgibridge._codec import build_environ, encode_response_start, environ_to_scope
+from asgibridge._codec import _environ, build_environ, encode_response_start, environ_to_scope
 from asgibridge.errors import AppProtocolError, RequestRejected, ServerProtocolError
 from tests.support.scopes import cgi_environ as make_environ
 from tests.support.scopes import uvicorn_scope as make_scope
@@ -899,12 +898,12 @@ def test_a7_non_text_header_value_left_out() -> None:
 
 
 def test_a7_header_plan_cache_is_bounded() -> None:
-    from asgibridge._codec import _environ
+    from asgibridge._codec import _scope
 
-    for i in range(_environ._CACHE_LIMIT + 10):
+    for i in range(_scope._CACHE_LIMIT + 10):
         scope = environ_to_scope(make_environ(**{f"HTTP_X_CHURN_{i}": str(i)}))
         assert (f"x-churn-{i}".encode(), str(i).encode()) in scope["headers"]
-    assert len(_environ._HEADER_PLANS) <= _environ._CACHE_LIMIT
+    assert len(_scope._HEADER_PLANS) <= _scope._CACHE_LIMIT
 
 
 @pytest.mark.parametrize(

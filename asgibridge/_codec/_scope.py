@@ -1,0 +1,167 @@
+"""WSGI environ -> ASGI ``http`` scope, for ``AsgiToWsgi`` (rule A7).
+
+Theory of operation
+-------------------
+Pure data translation, once per request, the mirror image of ``_environ``:
+
+* Paths: ``path`` is ``SCRIPT_NAME`` + ``PATH_INFO`` decoded from PEP 3333's
+  "bytes as latin-1" text as UTF-8; an ASCII path, most requests, needs no
+  decoding at all. ``raw_path`` is the server's ``RAW_URI`` or
+  ``REQUEST_URI`` without its query, when it matches the path; otherwise the
+  path is percent-encoded (``_paths._raw_path_of``).
+* Headers come from the ``HTTP_*`` keys plus ``CONTENT_TYPE`` and
+  ``CONTENT_LENGTH`` when non-empty, as lowercase latin-1 bytes. A WSGI
+  server sends the same environ keys request after request, so which keys
+  are headers (and their ASGI names) is looked up by the tuple of keys in a
+  bounded memo (``_HEADER_PLANS``): per request the work is one
+  ``tuple(environ)``, one dict lookup and the few header keys, not a test of
+  every key.
+* Text that is not latin-1, or values that are not text at all (a broken
+  server or middleware), never raise here: a value that is not a str is left
+  out, and text is encoded as UTF-8 instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._fields import _CACHE_LIMIT, _latin1
+from ._paths import _from_latin1_space, _raw_path_of
+
+__all__ = ["environ_to_scope"]
+
+_HTTP_VERSIONS = {
+    "HTTP/1.1": "1.1",
+    "HTTP/1.0": "1.0",
+    "HTTP/2": "2",
+    "HTTP/2.0": "2",
+}
+
+# ASGI header name for each HTTP_* environ key seen so far.
+_SCOPE_NAMES: dict[str, bytes] = {}
+
+
+def _scope_name(key: str) -> bytes:
+    name = key[5:].replace("_", "-").lower().encode("latin-1")
+    if len(_SCOPE_NAMES) < _CACHE_LIMIT:
+        _SCOPE_NAMES[key] = name
+    return name
+
+
+# _scope_headers: for each tuple of environ keys seen, which of them are
+# headers and under which names (see _header_plan). Bounded.
+_HEADER_PLANS: dict[tuple[Any, ...], tuple[tuple[str, bytes], ...]] = {}
+
+
+def _header_plan(shape: tuple[Any, ...]) -> tuple[tuple[str, bytes], ...]:
+    """The (environ key, header name) pairs of the ``HTTP_*`` keys in ``shape``, in order.
+
+    ``HTTP_CONTENT_TYPE`` / ``HTTP_CONTENT_LENGTH`` are skipped: CGI names
+    those two headers without the prefix (``CONTENT_TYPE``, ``CONTENT_LENGTH``).
+    """
+    pairs: list[tuple[str, bytes]] = []
+    for key in shape:
+        if key.__class__ is not str or not key.startswith("HTTP_"):
+            continue
+        if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+            continue
+        name = _SCOPE_NAMES.get(key)
+        pairs.append((key, name if name is not None else _scope_name(key)))
+    plan = tuple(pairs)
+    if len(_HEADER_PLANS) >= _CACHE_LIMIT:
+        _HEADER_PLANS.clear()  # hostile key churn: start over rather than grow
+    _HEADER_PLANS[shape] = plan
+    return plan
+
+
+def _scope_headers(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
+    """``scope["headers"]``: the ``HTTP_*`` keys in environ order, then the two CGI ones."""
+    # Which environ keys are headers depends only on the keys, and a server
+    # sends the same key set again and again: look the plan up by the keys.
+    shape = tuple(environ)
+    try:
+        plan = _HEADER_PLANS[shape]
+    except KeyError:
+        plan = _header_plan(shape)
+    headers: list[tuple[bytes, bytes]] = []
+    append = headers.append
+    for key, name in plan:
+        value = environ[key]
+        if value.__class__ is not str and not isinstance(value, str):
+            continue  # not text: a broken middleware; leave it out
+        try:
+            append((name, value.encode("latin-1")))
+        except UnicodeEncodeError:
+            append((name, value.encode("utf-8", "surrogateescape")))
+    content_type = environ.get("CONTENT_TYPE")
+    if content_type:
+        append((b"content-type", _latin1(content_type)))
+    content_length = environ.get("CONTENT_LENGTH")
+    if content_length:
+        append((b"content-length", _latin1(content_length)))
+    return headers
+
+
+def environ_to_scope(
+    environ: Mapping[str, Any],
+    *,
+    root_path_from_script_name: bool = True,
+    extensions: dict[str, dict[str, Any]] | None = None,
+    state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build an ASGI ``http`` scope from a WSGI environ (rule A7).
+
+    ``root_path`` is ``SCRIPT_NAME`` (``""`` with ``root_path_from_script_name=False``,
+    for apps that route on the full path themselves) and ``path`` is the full
+    ``SCRIPT_NAME`` + ``PATH_INFO``, both decoded from latin-1 "bytes as text" to
+    UTF-8 (kept as they are when they are not valid UTF-8). ``raw_path`` and
+    ``headers``: see the module docstring. ``state`` is shallow-copied, as the
+    lifespan specification requires for each request; ``extensions`` is passed as given.
+    """
+    script_name = environ.get("SCRIPT_NAME") or ""
+    path_info = environ.get("PATH_INFO") or ""
+    full_path = script_name + path_info
+    if full_path.isascii():  # most requests: nothing to decode
+        decoded_script_name = script_name
+        path = full_path
+    else:
+        decoded_script_name = _from_latin1_space(script_name)
+        path = decoded_script_name + _from_latin1_space(path_info)
+    scheme = environ.get("wsgi.url_scheme") or "http"
+    query = environ.get("QUERY_STRING") or ""
+    remote_addr = environ.get("REMOTE_ADDR")
+    client = None
+    if remote_addr:
+        try:
+            client = (remote_addr, int(environ["REMOTE_PORT"]))
+        except (KeyError, TypeError, ValueError):
+            client = (remote_addr, 0)
+    server_name = environ.get("SERVER_NAME")
+    server = None
+    if server_name:
+        try:
+            server = (server_name, int(environ["SERVER_PORT"]))
+        except (KeyError, TypeError, ValueError):
+            server = (server_name, 443 if scheme == "https" else 80)
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": _HTTP_VERSIONS.get(environ.get("SERVER_PROTOCOL") or "", "1.1"),
+        "method": environ.get("REQUEST_METHOD") or "GET",
+        "scheme": scheme,
+        "path": path,
+        "raw_path": _raw_path_of(environ, full_path),
+        "query_string": query.encode()
+        if query.__class__ is str and query.isascii()
+        else _latin1(query),
+        "root_path": decoded_script_name if root_path_from_script_name else "",
+        "headers": _scope_headers(environ),
+        "client": client,
+        "server": server,
+    }
+    if extensions is not None:
+        scope["extensions"] = extensions
+    if state is not None:
+        scope["state"] = dict(state)
+    return scope
