@@ -1462,3 +1462,108 @@ def test_pid_change_starts_a_fresh_pool(backend: str, monkeypatch: pytest.Monkey
         monkeypatch.undo()
         first.close(5)
         bridge.close()
+
+
+def test_c11_c14_thread_exchange_phases_follow_the_table(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every step of a thread-mode request's phase is in the table the code declares.
+
+    Walks a normal request, a streamed response, a client that leaves mid-stream
+    and an app error, recording each write of ``ThreadExchange.phase``.
+    """
+    import itertools
+
+    import asgibridge._wsgi._thread as thread_path
+    from asgibridge._wsgi import TRANSITIONS, Phase, ThreadExchange
+
+    slot = ThreadExchange.__dict__["phase"]  # the slot the exchange writes
+    steps: list[tuple[Phase, Phase]] = []
+    finals: list[Phase] = []
+
+    class Recording(ThreadExchange):
+        __slots__ = ()
+
+        @property  # type: ignore[override]
+        def phase(self) -> Phase:
+            return slot.__get__(self)  # type: ignore[no-any-return]
+
+        @phase.setter
+        def phase(self, new: Phase) -> None:
+            try:
+                old = slot.__get__(self)
+            except AttributeError:  # the first write, in __init__
+                assert new is Phase.ACTIVE
+            else:
+                steps.append((old, new))
+            slot.__set__(self, new)
+
+        def on_settle(self, job: Any, ok: bool, value: Any) -> None:
+            super().on_settle(job, ok, value)
+            finals.append(self.phase)
+
+    monkeypatch.setattr(thread_path, "ThreadExchange", Recording)
+
+    def streamer(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        for _ in range(20):
+            yield b"tick"
+            time.sleep(0.001)
+
+    def failing(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        raise RuntimeError("the app failed")
+
+    async def leaves_after_first_chunk(bridge: WsgiToAsgi) -> None:
+        streamed = anyio.Event()
+        first = True
+
+        async def receive() -> Message:
+            nonlocal first
+            if first:
+                first = False
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await streamed.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                streamed.set()
+
+        await bridge(make_scope(), receive, send)
+
+    bridges = [WsgiToAsgi(a) for a in (hello, streamer, streamer, failing)]
+    seen: dict[str, list[tuple[Phase, Phase]]] = {}
+
+    async def main() -> None:
+        with anyio.fail_after(10):
+            steps.clear()
+            assert (await call(bridges[0])).body == b"hello"
+            seen["normal"] = steps[:]
+            steps.clear()
+            assert (await call(bridges[1])).complete
+            seen["streamed"] = steps[:]
+            steps.clear()
+            await leaves_after_first_chunk(bridges[2])
+            seen["client leaves"] = steps[:]
+            steps.clear()
+            with pytest.raises(RuntimeError, match="the app failed"):
+                await call(bridges[3])
+            seen["app error"] = steps[:]
+
+    try:
+        anyio.run(main, backend=backend)
+    finally:
+        for bridge in bridges:
+            bridge.close()
+    A, S, D, G = Phase.ACTIVE, Phase.STREAMING, Phase.SETTLED, Phase.GONE
+    for name, taken in seen.items():
+        assert set(taken) <= TRANSITIONS, (name, taken)
+        assert all(a[1] is b[0] for a, b in itertools.pairwise(taken)), (name, taken)
+    assert seen["normal"] == [(A, D)], seen
+    assert seen["app error"] == [(A, D)], seen
+    # After the last message, the client's http.disconnect may reach the receiver
+    # before the request task stops it: SETTLED -> GONE, a step of the table.
+    assert seen["streamed"][:2] == [(A, S), (S, D)], seen
+    assert seen["streamed"][2:] in ([], [(D, G)]), seen
+    assert seen["client leaves"] == [(A, S), (S, G)], seen
+    assert finals == [D, D, G, D], finals

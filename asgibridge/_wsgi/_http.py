@@ -33,6 +33,8 @@ from .._types import Environ, Message, Receive, Scope, Send, WSGIApp
 from ..errors import ClientDisconnected, RequestRejected, ServerProtocolError
 
 __all__ = [
+    "BODYLESS_METHODS",
+    "BODYLESS_PROTOCOLS",
     "Bridge",
     "Executor",
     "Hook",
@@ -50,9 +52,10 @@ Hook = Callable[[], Any]
 
 # A request of these methods, with these SERVER_PROTOCOLs, and with neither
 # Content-Length nor Transfer-Encoding has no body (RFC 9112 section 6.3; an
-# HTTP/2 or HTTP/3 request may have one without either header).
-_BODYLESS_METHODS = frozenset({"GET", "HEAD"})
-_BODYLESS_PROTOCOLS = frozenset({"HTTP/1.1", "HTTP/1.0"})
+# HTTP/2 or HTTP/3 request may have one without either header). The rule is
+# open_request's; the greenlet path inlines it.
+BODYLESS_METHODS = frozenset({"GET", "HEAD"})
+BODYLESS_PROTOCOLS = frozenset({"HTTP/1.1", "HTTP/1.0"})
 
 
 class Executor(NamedTuple):
@@ -81,6 +84,9 @@ class Bridge(Protocol):
     on_shutdown: tuple[Hook, ...]
     _environ: EnvironBuilder
     _executor: Executor
+    #: The thread pool's admission once started, and the process that started it.
+    _adm: Any
+    _pool_pid: int
 
     @property
     def pool(self) -> Any:
@@ -117,9 +123,9 @@ def open_request(builder: EnvironBuilder, scope: Scope) -> tuple[Environ, int | 
         length == 0
         or (
             length is None
-            and environ["REQUEST_METHOD"] in _BODYLESS_METHODS
+            and environ["REQUEST_METHOD"] in BODYLESS_METHODS
             and "HTTP_TRANSFER_ENCODING" not in environ
-            and environ["SERVER_PROTOCOL"] in _BODYLESS_PROTOCOLS
+            and environ["SERVER_PROTOCOL"] in BODYLESS_PROTOCOLS
         ),
     )
 

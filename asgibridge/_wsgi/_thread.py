@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextvars
 from collections import deque
+from os import getpid
 from typing import Any
 
 from .._core import Job, batching_ref, current_loop_ref, run_job_async, thread_state
@@ -47,7 +48,7 @@ from .._types import Message, Receive, Scope, Send
 from ..errors import ClientDisconnected, RequestRejected
 from ._admission import Admission
 from ._http import Bridge, Executor, Hook, answer, body_message, left_early, open_request, reject
-from ._pep3333 import EMPTY_INPUT, Input
+from ._input import EMPTY_INPUT, Input
 from ._thread_exchange import ThreadExchange
 
 __all__ = ["THREAD", "call_in_thread", "serve_thread"]
@@ -84,16 +85,17 @@ async def serve_thread(bridge: Bridge, scope: Scope, receive: Receive, send: Sen
             if read is None:
                 return  # the client left before the app ran: nothing to answer
             got, done = read
-    ref = batching_ref(current_loop_ref())
+    adm = bridge._adm
+    if adm is None or bridge._pool_pid != getpid():
+        adm = bridge._admission()  # the first request, or the first since close() or a fork
     ex = ThreadExchange(
-        ref, receive, send, scope.get("extensions") or _EMPTY, bridge, environ, body, got, done,
-        bodyless,
+        batching_ref(current_loop_ref()), receive, send, scope.get("extensions") or _EMPTY,
+        bridge, environ, body, got, done, bodyless, adm, _job_main,
     )  # fmt: skip
     if "wsgi.input" not in environ:
         environ["wsgi.input"] = Input(ex.pull, length)
-    adm = bridge._admission()
     try:
-        ex.start(Job(_job_main, (ex, adm), {}, contextvars.copy_context()), adm)
+        adm.admit(ex)
         await ex.dispatch()
     except BaseException:
         ex.cancel()

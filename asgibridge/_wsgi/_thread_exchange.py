@@ -26,6 +26,7 @@ arrives).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections import deque
@@ -33,11 +34,11 @@ from collections.abc import Callable, Mapping
 from queue import SimpleQueue
 from typing import Any
 
-from .._core import Background, LoopRef, Signal, make_signal, spawn
+from .._core import Background, Job, LoopRef, Signal, make_signal, spawn
 from .._types import Environ, Message, Receive, Send, WSGIApp
 from ..errors import ClientDisconnected
 from ._admission import Admission
-from ._pep3333 import run_wsgi
+from ._response import run_wsgi
 from ._thread_body import ThreadBody
 from ._thread_phase import ACTIVE, GONE, SETTLED, STREAMING
 
@@ -96,11 +97,14 @@ class ThreadExchange(ThreadBody):
         body_b: int,
         body_done: bool,
         unread: bool,
+        adm: Admission[ThreadExchange],
+        main: Callable[[ThreadExchange, Admission[ThreadExchange]], None],
     ) -> None:
         """``settings``: the bridge (:class:`._http.Bridge`); ``body``: the prefetched chunks.
 
         ``unread``: the request has no body and the server's (empty)
         ``http.request`` has not been received; a disconnect watcher takes it.
+        ``main(exchange, adm)`` is what the worker runs; its job settles here.
         """
         self.ref = ref
         self.post = ref.post
@@ -135,21 +139,16 @@ class ThreadExchange(ThreadBody):
         self.timed_out = False
         self.reason = ""
         self.send_error: BaseException | None = None
-        self.adm: Admission[ThreadExchange] | None = None
-        self.job: Any = None
+        self.adm: Admission[ThreadExchange] | None = adm
+        job = Job(main, (self, adm), {}, contextvars.copy_context())
+        self.job: Any = job
+        job.ref = ref
+        job.settle = self.on_settle
 
     @property
     def gone(self) -> bool:
         """True once the phase is ``GONE`` (the transport interface's name for it)."""
         return self.phase is GONE
-
-    def start(self, job: Any, adm: Admission[ThreadExchange]) -> None:
-        """Hand the request to ``adm``: ``job`` (settling here) runs it now or once a slot frees."""
-        job.ref = self.ref
-        job.settle = self.on_settle
-        self.job = job
-        self.adm = adm
-        adm.admit(self)
 
     # ------------------------------------------------------------ worker side
 
@@ -186,7 +185,7 @@ class ThreadExchange(ThreadBody):
             raise ClientDisconnected(self.reason) from None
 
     def push(self, messages: list[Message], final: bool, nbytes: int) -> None:
-        """Queue response messages; see :class:`~._pep3333.Transport`."""
+        """Queue response messages; see :class:`~._transport.Transport`."""
         lock = self.lock
         with lock:
             if self.phase is GONE:
