@@ -4,6 +4,13 @@ The PEP 3333 side (``start_response``, ``wsgi.input``, ``wsgi.errors``, file
 wrappers, the iterable) and the two request paths: thread mode and greenlet
 mode.
 
+The PEP 3333 side (what runs in the worker; it knows nothing about loops):
+
+* ``_transport``: ``Transport``, the seam the request paths implement (push, pull);
+* ``_response``: :func:`run_wsgi`, ``start_response`` and its phases, ``write()``, file sends;
+* ``_input``: ``wsgi.input`` (``Input``, ``EMPTY_INPUT``);
+* ``_streams``: ``wsgi.errors`` (``ErrorStream``) and ``wsgi.file_wrapper`` (``FileWrapper``).
+
 Request paths (``WsgiToAsgi`` routes each scope type to one of these):
 
 * ``_http``: what every path shares: the ``Bridge`` settings and ``Executor`` shape,
@@ -20,11 +27,14 @@ from __future__ import annotations
 from ._admission import Admission, PoolAdmission
 from ._greenlet import BODY_END_WAIT, GREENLET, GreenletExchange
 from ._http import Bridge, Executor, Hook, body_message, open_request, refuse_websocket
+from ._input import EMPTY_INPUT, Input
 from ._lifespan import serve_lifespan
-from ._pep3333 import EMPTY_INPUT, ErrorStream, FileWrapper, Input, run_wsgi
+from ._response import run_wsgi
+from ._streams import ErrorStream, FileWrapper
 from ._thread import THREAD
 from ._thread_exchange import ThreadExchange
 from ._thread_phase import TRANSITIONS, Phase
+from ._transport import Transport
 
 __all__ = [
     "BODY_END_WAIT",
@@ -43,6 +53,7 @@ __all__ = [
     "Phase",
     "PoolAdmission",
     "ThreadExchange",
+    "Transport",
     "body_message",
     "open_request",
     "refuse_websocket",
