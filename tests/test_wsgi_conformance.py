@@ -10,6 +10,7 @@ apps by its standards.
 from __future__ import annotations
 
 import contextvars
+import functools
 import io
 import json
 import logging
@@ -31,6 +32,7 @@ from asgibridge.wsgi import WsgiToAsgi
 from tests.support.drivers import AsgiResult as Result
 from tests.support.drivers import asgi_call as call
 from tests.support.drivers import asgi_request as request
+from tests.support.logs import wait_for
 from tests.support.scopes import make_scope
 
 Message = dict[str, Any]
@@ -84,13 +86,7 @@ def environ_echo(*keys: str) -> Callable[[Environ, StartResponse], list[bytes]]:
     return app
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
+wait_until = functools.partial(wait_for, timeout=5.0, step=0.005)
 
 
 def assert_workers_idle(bridge: WsgiToAsgi) -> None:
