@@ -13,7 +13,9 @@
 
 The shared pytest fixtures (``anyio_backend``, ``executor``, ``backend``) are in
 ``tests/conftest.py``. Import as ``from tests.support.scopes import make_scope``: the
-repository root is on ``sys.path`` under ``python -m pytest`` and ``python -m benchmarks.x``.
+repository root is on ``sys.path`` under pytest (``pythonpath`` in pyproject.toml), under
+``python -m benchmarks.x``, and in the gunicorn workers ``wsgi_servers.gunicorn_server``
+starts; so test files may move into folders below ``tests/`` without changing these imports.
 ``scopes`` and ``drivers`` import nothing from asgibridge, so a benchmark can use them
 against any tree (``--baseline``).
 """
