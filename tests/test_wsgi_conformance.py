@@ -1563,3 +1563,124 @@ def test_c11_c14_thread_exchange_phases_follow_the_table(
     assert seen["streamed"][2:] in ([], [(D, G)]), seen
     assert seen["client leaves"] == [(A, S), (S, G)], seen
     assert finals == [D, D, G, D], finals
+
+
+# --------------------------------------------------- C7 start_response phases
+
+
+def _table_rows(doc: str) -> set[tuple[str, str]]:
+    """The (phase, next phase) rows of the rst table in ``doc``; rows that re-raise are skipped."""
+    rows = set()
+    for line in doc.splitlines():
+        cells = [cell.strip() for cell in line.strip().split("  ") if cell.strip()]
+        if len(cells) == 3 and cells[0].startswith("``") and cells[2].startswith("``"):
+            rows.add((cells[0].strip("`"), cells[2].split("``")[1]))
+    return rows
+
+
+def test_c7_start_response_phases_follow_the_table(
+    make: Bridges, backend: str, data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every phase change a response makes is a row of the table, and every row is taken.
+
+    The table is not checked on each write of the phase (that would cost
+    instructions on every request), so this test records every write of
+    ``_Response.phase`` through a stand-in for its slot, request by request.
+    """
+    from asgibridge._wsgi import _response
+    from asgibridge._wsgi._response import RESPONSE_TRANSITIONS, ResponsePhase, _Response
+
+    N, P, S, D = ResponsePhase.NEW, ResponsePhase.PENDING, ResponsePhase.SENT, ResponsePhase.DONE
+    slot = _Response.__dict__["phase"]
+    writes: list[tuple[ResponsePhase | None, ResponsePhase]] = []
+
+    class Recorded:
+        """Stands in for the ``phase`` slot: stores through it and records (old, new)."""
+
+        def __get__(self, obj: Any, owner: Any = None) -> Any:
+            return self if obj is None else slot.__get__(obj, owner)
+
+        def __set__(self, obj: Any, value: ResponsePhase) -> None:
+            try:
+                old = slot.__get__(obj, type(obj))
+            except AttributeError:  # the constructor's first write
+                old = None
+            writes.append((old, value))
+            slot.__set__(obj, value)
+
+    monkeypatch.setattr(_Response, "phase", Recorded())
+
+    def one_chunk(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", "5")])
+        return [b"hello"]
+
+    def replaced(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [])
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            start_response("500 Internal Server Error", [], sys.exc_info())
+        return [b"error page"]
+
+    def streamed(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield b"a"
+        yield b"b"
+
+    def stops_at_length(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Length", "2")])
+        yield b"a"
+        yield b"b"
+        raise AssertionError("iterated past the declared Content-Length")
+
+    def empty(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("204 No Content", [])
+        return []
+
+    def written(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [])(b"w")
+        return []
+
+    def reraised(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield b"partial"
+        try:
+            raise KeyError("late failure")
+        except KeyError:
+            start_response("500 Internal Server Error", [], sys.exc_info())
+        yield b"never"
+
+    def twice(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [])
+        start_response("404 Not Found", [])
+        return [b""]
+
+    pathsend = make_scope(extensions={"http.response.pathsend": {}})
+    cases: list[tuple[str, Any, Any, type[BaseException] | None, list[ResponsePhase]]] = [
+        ("one chunk completes the body", one_chunk, None, None, [N, P, D]),
+        ("exc_info replaces", replaced, None, None, [N, P, P, D]),
+        ("streamed to the end", streamed, None, None, [N, P, S, D]),
+        ("Content-Length reached", stops_at_length, None, None, [N, P, S, D]),
+        ("empty body", empty, None, None, [N, P, D]),
+        ("write()", written, None, None, [N, P, S, D]),
+        ("file handed over", file_app(data_file, []), pathsend, None, [N, P, D]),
+        ("exc_info after headers re-raises", reraised, None, KeyError, [N, P, S]),
+        ("second call is an error", twice, None, AppProtocolError, [N, P]),
+    ]
+    taken: set[tuple[ResponsePhase | None, ResponsePhase]] = set()
+    for name, app, scope, error, expected in cases:
+        writes.clear()
+        if error is None:
+            assert request(backend, make(app), scope).complete, name
+        else:
+            with pytest.raises(error):
+                request(backend, make(app), scope)
+        assert [new for _, new in writes] == expected, name
+        assert writes[0][0] is None, name  # one response per request, from NEW
+        steps = set(writes[1:])
+        assert steps <= RESPONSE_TRANSITIONS.keys(), (name, steps)
+        taken |= steps
+    assert taken == RESPONSE_TRANSITIONS.keys()
+    # The module docstring's table shows the same transitions as the one in code.
+    assert _response.__doc__ is not None
+    assert _table_rows(_response.__doc__) == {(a.name, b.name) for a, b in RESPONSE_TRANSITIONS}
