@@ -38,6 +38,7 @@ from starlette.routing import Route
 from asgibridge.asgi import AsgiToWsgi
 from asgibridge.errors import AppProtocolError, ClientDisconnected, LifespanError, SchedulerError
 from asgibridge.sync import sync_to_async
+from tests.support import ROOT
 from tests.support.drivers import wsgi_call as call
 from tests.support.scopes import make_environ
 
@@ -1587,7 +1588,7 @@ def test_options_are_checked(options: dict[str, Any], error: type[Exception]) ->
 
 
 def test_the_fastapi_example_serves_in_process() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(ROOT))
     try:
         from examples.fastapi_app import wsgi_app
     finally:

@@ -26,9 +26,9 @@ import pytest
 from asgibridge import AsgiToWsgi, Dispatcher, WsgiToAsgi, cli
 from asgibridge.cli import ServeError, build_app, load_target
 from asgibridge.dispatch import WsgiDispatcher
+from tests.support import ROOT
 from tests.support.asgi_servers import Process
 
-ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ROOT
+
 pytest.importorskip("django")
 httpx = pytest.importorskip("httpx")
 
-ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "examples" / "django_project"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0

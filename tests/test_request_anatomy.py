@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from asgibridge.wsgi import WsgiToAsgi
+from tests.support import ROOT
 from tests.support.drivers import asgi_request
 from tests.support.net import free_port as _free_port
 from tests.support.scopes import make_scope
@@ -171,7 +172,7 @@ def test_c14_granian_streaming_get_notices_disconnect(executor: str, tmp_path: P
     events = tmp_path / "events.txt"
     events.write_text("")
     port = _free_port()
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--workers", "1", "--no-ws", "--log-level", "error"]
     cmd += ["--working-dir", str(tmp_path), f"anatomy_app:{executor}"]

@@ -17,5 +17,13 @@ repository root is on ``sys.path`` under pytest (``pythonpath`` in pyproject.tom
 ``python -m benchmarks.x``, and in the gunicorn workers ``wsgi_servers.gunicorn_server``
 starts; so test files may move into folders below ``tests/`` without changing these imports.
 ``scopes`` and ``drivers`` import nothing from asgibridge, so a benchmark can use them
-against any tree (``--baseline``).
+against any tree (``--baseline``). ``ROOT`` is the repository's folder.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["ROOT"]
+
+ROOT = Path(__file__).resolve().parents[2]

@@ -31,6 +31,8 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from . import ROOT
+
 __all__ = [
     "Served",
     "gunicorn_server",
@@ -51,7 +53,6 @@ def _gunicorn_version() -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
 
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository
 START_TIMEOUT = 30.0
 
 # gunicorn 25.1+ opens a control socket at a fixed path in $HOME, which
