@@ -14,7 +14,7 @@ function from :mod:`asgibridge._wsgi`, which owns the request from there:
   running ones look blocked (:class:`~asgibridge._wsgi.Admission`), because
   extra runnable threads only add GIL hand-offs. ``"greenlet"``
   (:mod:`asgibridge._wsgi._greenlet`): a pooled greenlet on the loop's own
-  thread. The WSGI side (:mod:`asgibridge._wsgi._pep3333`) knows nothing
+  thread. The WSGI side (:mod:`asgibridge._wsgi._response`) knows nothing
   about loops; the loop side knows nothing about PEP 3333.
 * ``lifespan``: run the ``on_startup`` / ``on_shutdown`` hooks, answer every
   message, and stop the worker threads on shutdown (rule C17;
@@ -76,6 +76,12 @@ class _Routes(dict[str, Route]):
 def _positive_int(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _non_negative_int(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     return value
 
 
@@ -182,15 +188,7 @@ class WsgiToAsgi:
         self.app = app
         self.executor = executor
         self.max_workers = _positive_int("max_workers", max_workers)
-        if (
-            not isinstance(max_stalled_uploads, int)
-            or isinstance(max_stalled_uploads, bool)
-            or max_stalled_uploads < 0
-        ):
-            raise ValueError(
-                f"max_stalled_uploads must be an int >= 0, got {max_stalled_uploads!r}"
-            )
-        self.max_stalled_uploads = max_stalled_uploads
+        self.max_stalled_uploads = _non_negative_int("max_stalled_uploads", max_stalled_uploads)
         self.active_workers = _positive_int("active_workers", active_workers)
         if idle_timeout <= 0:
             raise ValueError(f"idle_timeout must be positive, got {idle_timeout!r}")
