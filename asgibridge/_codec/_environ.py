@@ -21,10 +21,8 @@ for speed first, then for strictness:
   value that is not plainly printable. The cache stops growing at a fixed
   size, so a client that invents names cannot grow memory; it only loses the
   fast path.
-* The bounds on headers (rule C21) are one :class:`~._limits.HeaderLimits`
-  value per builder, checked in the same pass. A repeated header is folded
-  in by ``_join_repeat``, the only helper the loop calls, and only for a
-  repeat: a request without repeats makes no call per header.
+* The header bounds (rule C21) are one ``HeaderLimits`` per builder, checked
+  in the same pass. Only a repeated header calls a helper (``_join_repeat``).
 * Paths are handled in PEP 3333's "bytes as latin-1 text" space from the
   start (rules C1, C2); an ASCII ``path`` is taken as it is, anything else
   goes through ``_paths._path_info_source``, which also decides whether
