@@ -63,16 +63,6 @@ _EXECUTORS: dict[str, Executor] = {"thread": THREAD, "greenlet": GREENLET}
 Route = Callable[[Any, Scope, Receive, Send], Awaitable[None]]
 
 
-class _Routes(dict[str, Route]):
-    """Scope type -> request path; an unknown type raises (at no cost to known ones)."""
-
-    def __missing__(self, kind: str) -> Route:
-        raise ServerProtocolError(
-            f"WsgiToAsgi cannot handle ASGI scope type {kind!r}; it serves 'http', "
-            "'lifespan' and 'websocket' (refused). Route other scope types to another app."
-        )
-
-
 def _positive_int(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -218,11 +208,13 @@ class WsgiToAsgi:
         self._executor = _EXECUTORS[executor]
         self._routes = self._route_table()
 
-    def _route_table(self) -> _Routes:
+    def _route_table(self) -> dict[str, Route]:
         """The request path of each scope type: a new scope type is one entry here."""
-        return _Routes(
-            http=self._executor.serve, lifespan=serve_lifespan, websocket=refuse_websocket
-        )
+        return {
+            "http": self._executor.serve,
+            "lifespan": serve_lifespan,
+            "websocket": refuse_websocket,
+        }
 
     def __repr__(self) -> str:
         return f"WsgiToAsgi({self.app!r}, executor={self.executor!r})"
@@ -324,4 +316,12 @@ class WsgiToAsgi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI 3 entry point: hand the scope to the route of its type."""
-        await self._routes[scope["type"]](self, scope, receive, send)
+        kind = scope["type"]
+        try:
+            route = self._routes[kind]
+        except KeyError:
+            raise ServerProtocolError(
+                f"WsgiToAsgi cannot handle ASGI scope type {kind!r}; it serves 'http', "
+                "'lifespan' and 'websocket' (refused). Route other scope types to another app."
+            ) from None
+        await route(self, scope, receive, send)
