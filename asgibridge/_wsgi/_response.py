@@ -297,6 +297,13 @@ def _as_bytes(data: object) -> bytes:
     )
 
 
+def _returned_none() -> AppProtocolError:
+    return AppProtocolError(
+        "the WSGI application returned None; it must return an iterable of bytes "
+        "(for example [b'...'], or [] after using write())"
+    )
+
+
 def _body_before_start(verb: str) -> AppProtocolError:
     return AppProtocolError(
         f"the WSGI application {verb} body data before calling start_response()"
@@ -323,10 +330,7 @@ def run_wsgi(
             return
         raise
     if iterable is None:
-        raise AppProtocolError(
-            "the WSGI application returned None; it must return an iterable of bytes "
-            "(for example [b'...'], or [] after using write())"
-        )
+        raise _returned_none()
     try:
         if iterable.__class__ is FileWrapper and r.phase is not _NEW and not r.exempt:
             if r.send_file(iterable):
