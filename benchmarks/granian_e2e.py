@@ -158,10 +158,11 @@ def _wsgi_floor(greenlet: bool) -> Any:
     import io
 
     from asgibridge._core import run_in_greenlet
+
     try:
         from asgibridge._codec import EnvironBuilder
     except ImportError:  # a tree from before the layout of issue 10 (--baseline)
-        from asgibridge._environ import EnvironBuilder  # type: ignore[no-redef]
+        from asgibridge._environ import EnvironBuilder  # type: ignore[no-redef,import-not-found,unused-ignore]
     from examples.wsgi_hello import app as wsgi_app
 
     builder = EnvironBuilder(errors=io.StringIO(), multithread=True)

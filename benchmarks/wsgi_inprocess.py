@@ -118,7 +118,7 @@ def floor_bridge(greenlet: bool) -> ASGIApp:
     try:
         from asgibridge._codec import EnvironBuilder
     except ImportError:  # a tree from before the layout of issue 10 (--baseline)
-        from asgibridge._environ import EnvironBuilder  # type: ignore[no-redef]
+        from asgibridge._environ import EnvironBuilder  # type: ignore[no-redef,import-not-found,unused-ignore]
 
     builder = EnvironBuilder(errors=io.StringIO(), multithread=True)
     app: Any = flask_app.wsgi_app
@@ -221,7 +221,7 @@ def direct_round(n: int, from_scope: bool = False) -> float:
     try:
         from asgibridge._codec import EnvironBuilder
     except ImportError:  # a tree from before the layout of issue 10 (--baseline)
-        from asgibridge._environ import EnvironBuilder  # type: ignore[no-redef]
+        from asgibridge._environ import EnvironBuilder  # type: ignore[no-redef,import-not-found,unused-ignore]
 
     app = flask_app.wsgi_app
     status: list[str] = []

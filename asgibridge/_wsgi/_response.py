@@ -36,7 +36,7 @@ so the last one is sent as final: one message fewer). A second
 The phase changes in :data:`RESPONSE_TRANSITIONS` are the table above in
 code; only this module writes ``_Response.phase``. They are not checked on
 each write, which would cost instructions on every request; instead
-``tests/test_wsgi_conformance.py`` records every phase change the code makes
+``tests/wsgi/test_wsgi_conformance.py`` records every phase change the code makes
 and compares them with the table. Phases are compared by identity against
 module constants (``phase is _SENT``), which costs no more than the
 booleans they replaced.

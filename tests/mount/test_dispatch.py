@@ -1,6 +1,6 @@
 """Dispatcher: prefix matching, child paths (C1), lifespan fan-out, WebSocket, the WSGI face.
 
-Everything here is driven in-process; ``tests/test_cli.py`` serves the
+Everything here is driven in-process; ``tests/serve/test_cli.py`` serves the
 strangler example through real uvicorn and gunicorn.
 """
 
