@@ -332,7 +332,7 @@ def run_wsgi(
     if iterable is None:
         raise _returned_none()
     try:
-        if iterable.__class__ is FileWrapper and r.phase is not _NEW and not r.exempt:
+        if iterable.__class__ is FileWrapper and r.phase is _PENDING and not r.exempt:
             if r.send_file(iterable):
                 return
         if iterable.__class__ is list or iterable.__class__ is tuple:

@@ -1195,6 +1195,28 @@ def test_c19_file_wrapper_uses_zerocopysend(make: Bridges, backend: str, data_fi
     assert opened[0].closed
 
 
+@pytest.mark.parametrize("extension", ["http.response.pathsend", "http.response.zerocopysend"])
+def test_c19_file_wrapper_after_write_is_iterated_not_handed_over(
+    make: Bridges, backend: str, data_file: Path, extension: str
+) -> None:
+    """Headers already went out with write(): the file follows as body, with no second start."""
+    opened: list[Any] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> Any:
+        write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        write(b"head:")
+        f = open(data_file, "rb")  # closed by the wrapper's close()
+        opened.append(f)
+        return environ["wsgi.file_wrapper"](f, 8192)
+
+    result = request(backend, make(app), make_scope(extensions={extension: {}}))
+    types = [m["type"] for m in result.messages]
+    assert types.count("http.response.start") == 1
+    assert set(types[1:]) == {"http.response.body"}
+    assert result.body == b"head:" + data_file.read_bytes()
+    assert opened[0].closed
+
+
 # ----------------------------------------------------------- C20 empty bodies
 
 
