@@ -148,6 +148,18 @@ def test_pool_threads_are_named() -> None:
 # --------------------------------------------------------------- BackgroundLoop
 
 
+def test_background_loop_closed_is_true_only_after_close() -> None:
+    bl = BackgroundLoop(name="asgibridge-test-closed")
+    assert bl.closed is False  # not started yet: still open
+    assert bl.call(asyncio.sleep, 0) is None
+    assert bl.closed is False  # running
+    bl.close()
+    assert bl.closed is True
+    with pytest.raises(SchedulerError):
+        bl.call(asyncio.sleep, 0)
+    assert bl.closed is True
+
+
 def test_background_loop_starts_lazily_runs_coroutines_and_closes() -> None:
     before = {t.name for t in threading.enumerate()}
     bl = BackgroundLoop(name="asgibridge-test-loop")
