@@ -304,6 +304,44 @@ def _greenlet_round_trip(n: int) -> None:
     asgibridge.sync.shutdown()
 
 
+def _wsgi_floor(greenlet: bool) -> Driver:
+    """The WSGI -> ASGI floor of ``granian_e2e`` (environ, one hand-off, two sends, no checks)."""
+
+    def run(n: int) -> None:
+        from examples.wsgi_hello import BODY as HELLO
+
+        from .dispatch import scope_for
+        from .granian_e2e import _wsgi_floor as floor
+
+        drive_asgi(floor(greenlet), scope_for("/"), b"", HELLO, n)
+
+    return run
+
+
+def _asgi_floor(batched: bool) -> Driver:
+    """The rule A1 floor of ``AsgiToWsgi`` (one loop round trip and one task, no ASGI)."""
+
+    def run(n: int) -> None:
+        from examples import asgi_hello
+
+        class Floor:  # drive_wsgi closes the app at the end
+            def __init__(self, app: Any) -> None:
+                self.app = app
+
+            def __call__(self, environ: Any, start_response: Any) -> Any:
+                return self.app(environ, start_response)
+
+            def close(self) -> None:
+                return None
+
+        from .dispatch import environ_for
+
+        app = asgi_hello.handoff_floor_batched if batched else asgi_hello.handoff_floor
+        drive_wsgi(Floor(app), environ_for("/"), b"", asgi_hello.BODY, n)
+
+    return run
+
+
 N_THREADS = 1600  # default N where threads hand off (valgrind runs them one at a time)
 N_ONE = 3200  # default N on one thread
 
@@ -328,6 +366,10 @@ SCENARIOS: dict[str, tuple[str, Driver, int]] = {
     "sync.a2s": ("async_to_sync, plain thread", _a2s_thread, N_THREADS),
     "sync.s2a_greenlet": ("sync_to_async greenlet", _s2a(executor="greenlet"), N_ONE),
     "sync.greenlet_a2s": ("greenlet s2a + a2s round trip", _greenlet_round_trip, N_ONE),
+    "floor.wsgi.thread.get": ("floor of WsgiToAsgi thread, GET", _wsgi_floor(False), N_THREADS),
+    "floor.wsgi.greenlet.get": ("floor of WsgiToAsgi greenlet, GET", _wsgi_floor(True), N_ONE),
+    "floor.asgi.get": ("floor of AsgiToWsgi (A1), GET", _asgi_floor(False), N_THREADS),
+    "floor.asgi.batched": ("floor of AsgiToWsgi (A1), batched", _asgi_floor(True), N_THREADS),
     "dispatch.thread.get": (
         "Dispatcher > WsgiToAsgi thread, GET",
         _dispatcher("thread"),
@@ -350,7 +392,7 @@ def tree_pythonpath(tree: Path, scratch: Path) -> str:
 
     ``tree`` is a directory holding an ``asgibridge`` package. Symbolic links
     in ``scratch`` put that package first, then this checkout's ``benchmarks``
-    and ``tests`` folders, and nothing else of either tree; run the process
+    ``tests`` and ``examples`` folders, and nothing else of either tree; run the process
     with ``python -P`` so that no working directory comes in front.
     """
     package = tree / "asgibridge"
@@ -361,7 +403,7 @@ def tree_pythonpath(tree: Path, scratch: Path) -> str:
     bench = scratch / "bench"
     if not bench.exists():
         bench.mkdir()
-        for name in ("benchmarks", "tests"):
+        for name in ("benchmarks", "tests", "examples"):
             (bench / name).symlink_to(ROOT / name)
     return f"{home}{os.pathsep}{bench}"
 
