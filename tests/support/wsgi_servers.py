@@ -148,11 +148,14 @@ def waitress_server(app: Any, *, threads: int = 8) -> Iterator[Served]:
         try:
             yield Served("waitress", f"http://127.0.0.1:{port}", logs.text)
         finally:
-            # Close every socket from inside waitress's own loop; the loop
-            # then finds its map empty and returns.
+            # Stop the worker threads first: a worker that finishes a response
+            # pulls the trigger, and once close_all has closed the trigger's
+            # descriptors that write fails with EBADF (seen once at teardown).
+            # Then close every socket from inside waitress's own loop; the loop
+            # finds its map empty and returns.
+            server.task_dispatcher.shutdown(timeout=STOP_TIMEOUT)
             server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
             _join(thread, "waitress")
-            server.task_dispatcher.shutdown(timeout=STOP_TIMEOUT)
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
