@@ -13,8 +13,10 @@ round, so that contenders are measured within seconds of each other and a
 noisy neighbour hurts all alike. Reported per contender: the median req/s, the
 median over rounds of its ratio to the group's first row *in the same round*,
 the same ratio to its floor, the server's CPU time per request (the whole
-process tree, from /proc), and the count of non-2xx responses and socket
-errors. Groups:
+process tree, from /proc), the median over rounds of the floor's CPU per
+request over the contender's (the same comparison by cost instead of
+throughput: on a shared host it moves less than req/s), and the count of
+non-2xx responses and socket errors. Groups:
 
 * ``granian asgi``: ``granian --interface asgi``: a native ASGI app, then
   ``WsgiToAsgi`` in greenlet and thread mode, and a2wsgi's ``WSGIMiddleware``.
@@ -452,12 +454,18 @@ def _report(
     def ratio(key: tuple[str, str], to: tuple[str, str]) -> float:
         return statistics.median(a / b for a, b in zip(rps[key], rps[to], strict=True))
 
+    def cpu_ratio(key: tuple[str, str], to: tuple[str, str]) -> float:
+        return statistics.median(a / b for a, b in zip(cpu[key], cpu[to], strict=True))
+
     print(
         f"\n{group}: load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end; "
         f"ratios are medians of per-round ratios"
     )
-    print(f"| contender | req/s | of {base[1]} | target | of its floor | server CPU us/req | bad |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"| contender | req/s | of {base[1]} | target | of its floor | server CPU us/req "
+        "| floor's CPU / its CPU | bad |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for key in keys:
         target = TARGETS.get((key[0], key[1].removesuffix(" @base")))
         floor_name = FLOORS.get((key[0], key[1].removesuffix(" @base")))
@@ -466,7 +474,8 @@ def _report(
             f"| {key[1]} | {statistics.median(rps[key]):,.0f} | {ratio(key, base):.2f} | "
             f"{f'>= {target:.2f}' if target else ''} | "
             f"{f'{ratio(key, floor):.2f}' if floor in rps else ''} | "
-            f"{statistics.median(cpu[key]):.1f} | {bad[key]} |",
+            f"{statistics.median(cpu[key]):.1f} | "
+            f"{f'{cpu_ratio(floor, key):.2f}' if floor in cpu else ''} | {bad[key]} |",
             flush=True,
         )
 
