@@ -304,6 +304,51 @@ def _greenlet_round_trip(n: int) -> None:
     asgibridge.sync.shutdown()
 
 
+def granian_environ() -> dict[str, Any]:
+    """A GET environ shaped like granian 2.8's: it copies the process environment in.
+
+    granian's WSGI environ held 56 keys for ``wrk``'s GET (3 request headers):
+    33 of them were the server process's environment variables. A scope
+    builder that walks every key pays for them on each request; this
+    environ has the same shape with stand-in variables.
+    """
+    environ = {f"PROCESS_ENV_VAR_{i}": f"/some/value/{i}" for i in range(33)}
+    environ.update(
+        {
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "SCRIPT_NAME": "",
+            "SERVER_SOFTWARE": "Granian",
+            "wsgi.errors": None,
+            "wsgi.input_terminated": True,
+            "wsgi.multiprocess": False,
+            "wsgi.multithread": True,
+            "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "REMOTE_ADDR": "127.0.0.1",
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/",
+            "QUERY_STRING": "",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": None,
+            "HTTP_HOST": "127.0.0.1:8000",
+            "HTTP_ACCEPT": "*/*",
+            "HTTP_USER_AGENT": "wrk",
+        }
+    )
+    return environ
+
+
+def _asgi_to_wsgi_granian(n: int) -> None:
+    from asgibridge import AsgiToWsgi
+
+    from .dispatch import child
+
+    drive_wsgi(AsgiToWsgi(child, lifespan="off"), granian_environ(), b"", b"ok", n)
+
+
 def _wsgi_floor(greenlet: bool) -> Driver:
     """The WSGI -> ASGI floor of ``granian_e2e`` (environ, one hand-off, two sends, no checks)."""
 
@@ -356,6 +401,11 @@ SCENARIOS: dict[str, tuple[str, Driver, int]] = {
         N_ONE,
     ),
     "asgi.get": ("AsgiToWsgi, GET", _asgi_to_wsgi(False), N_THREADS),
+    "asgi.get.granian": (
+        "AsgiToWsgi, GET, granian's environ",
+        _asgi_to_wsgi_granian,
+        N_THREADS,
+    ),
     "asgi.post": ("AsgiToWsgi, POST 100 B", _asgi_to_wsgi(True), N_THREADS),
     "sync.s2a_ts": ("sync_to_async thread_sensitive", _s2a(), N_THREADS),
     "sync.s2a_pool": (
