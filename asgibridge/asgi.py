@@ -338,7 +338,7 @@ class AsgiToWsgi:
             home = current_home(state)
         if home.ident == self._loop_ident:
             raise SchedulerError(ON_LOOP_THREAD)
-        ex = Exchange(self, state, home, self._aloop, self._post)
+        ex = Exchange(self, state, home)
         error = ex.preread(environ)
         if error is not None:
             return plain(start_response, "400 Bad Request", error)
@@ -354,7 +354,7 @@ class AsgiToWsgi:
         try:
             if not launcher.posted:
                 launcher.posted = True
-                ex.post(launcher.launch_all)
+                self._post(launcher.launch_all)
         except RuntimeError:  # the loop was closed under us (a shared loop, closed elsewhere)
             launcher.posted = False
             launcher.queue.clear()

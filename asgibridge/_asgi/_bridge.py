@@ -8,7 +8,9 @@ these settings from it, set once per bridge (``_launcher`` once per process);
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from .._types import ASGIApp
 from ._launch import Launcher
@@ -29,3 +31,7 @@ class Bridge(Protocol):
     _background_timeout: float | None
     #: This process's task launcher (it holds the running request tasks).
     _launcher: Launcher
+    #: This process's asyncio loop (``None`` before start).
+    _aloop: asyncio.AbstractEventLoop
+    #: Schedules a callback on the loop from any thread (``loop.call_soon_threadsafe``).
+    _post: Callable[..., Any]

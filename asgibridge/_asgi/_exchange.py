@@ -48,11 +48,10 @@ import enum
 import logging
 import os
 from collections import deque
-from collections.abc import Callable
 from typing import IO, Any
 
 from .._core import HOME, ThreadHome, ThreadState
-from .._types import ASGIApp, Message
+from .._types import Message
 from ..errors import AppProtocolError, ClientDisconnected, SchedulerError
 from ._bridge import Bridge
 from ._request import RequestBody
@@ -100,22 +99,16 @@ class Exchange(RequestBody, WsgiThread):
 
     __slots__ = (
         "accepting",
-        "app",
         "body",
         "body_more",
         "bridge",
-        "chunk_size",
         "context",
         "done_fut",
         "input",
         "input_gone",
         "jobs_seen",
-        "limit",
-        "loop",
-        "low",
         "pending",
         "phase",
-        "post",
         "read_fut",
         "read_wanted",
         "remaining",
@@ -128,25 +121,18 @@ class Exchange(RequestBody, WsgiThread):
         "timer",
     )
 
-    def __init__(
-        self,
-        bridge: Bridge,
-        state: ThreadState,
-        home: ThreadHome,
-        loop: asyncio.AbstractEventLoop,
-        post: Callable[..., Any],
-    ) -> None:
-        ThreadHome.__init__(self, state.inbox, home.ident, home.name)
+    def __init__(self, bridge: Bridge, state: ThreadState, home: ThreadHome) -> None:
+        # The ThreadHome fields, set here rather than by ThreadHome.__init__
+        # (one call less per request); test_exchange_sets_every_slot checks them.
+        self.inbox = state.inbox
+        self.ident = home.ident
+        self.name = home.name
+        self.busy_job = None
+        self.busy_since = 0.0
+        # The bridge's settings (app, loop, post, buffer sizes) are read from
+        # it where they are needed, not copied here: most requests need none.
         self.bridge = bridge
-        self.app: ASGIApp = bridge._app3
-        self.scope: dict[str, Any] = _NO_SCOPE
-        self.context: contextvars.Context
         self.state = state
-        self.loop = loop
-        self.post = post
-        self.limit: int = bridge._send_buffer
-        self.low = self.limit >> 1
-        self.chunk_size = bridge._read_chunk_size
         self.pending = deque()
         self.phase = NEW
         self.accepting = True
@@ -164,12 +150,14 @@ class Exchange(RequestBody, WsgiThread):
         self.remaining = None
         self.start_status: Any = None
         self.start_headers: Any = None
+        self.scope: dict[str, Any] = _NO_SCOPE
+        self.context: contextvars.Context
 
     async def run(self) -> None:
         """The ASGI task: call the app, and turn how it ends into what the WSGI side needs."""
         HOME.set(self)
         try:
-            await self.app(self.scope, self.receive, self.send)
+            await self.bridge._app3(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
             phase = self.phase
             if phase is COMPLETE:
@@ -239,7 +227,7 @@ class Exchange(RequestBody, WsgiThread):
         self._finished()
         bound = self.bridge._background_timeout
         if bound is not None:
-            self.timer = self.loop.call_later(bound, self._background_expired, bound)
+            self.timer = self.bridge._aloop.call_later(bound, self._background_expired, bound)
 
     def _background_expired(self, bound: float) -> None:
         task = self.task
@@ -278,7 +266,7 @@ class Exchange(RequestBody, WsgiThread):
             if fut is not None:  # another receive() is reading: let it finish first
                 await asyncio.wait((fut,))
                 continue
-            fut = self.loop.create_future()
+            fut = self.bridge._aloop.create_future()
             self.read_fut = fut
             self.read_wanted = True
             self.inbox.wake()
@@ -292,7 +280,7 @@ class Exchange(RequestBody, WsgiThread):
         if phase is not COMPLETE and phase is not GONE and not self.input_gone:
             fut2 = self.done_fut
             if fut2 is None or fut2.cancelled():  # a cancelled receive() cancels its future
-                fut2 = self.done_fut = self.loop.create_future()
+                fut2 = self.done_fut = self.bridge._aloop.create_future()
             await fut2
         return _DISCONNECT.copy()
 
@@ -315,7 +303,7 @@ class Exchange(RequestBody, WsgiThread):
                         self.phase = STREAMING
                     if len(pending) <= 1:
                         self.inbox.wake()
-                    if len(pending) >= self.limit:
+                    if len(pending) >= self.bridge._send_buffer:
                         await self._wait_for_room()
                     return
                 pending.append(END)
@@ -381,9 +369,10 @@ class Exchange(RequestBody, WsgiThread):
 
     async def _wait_for_room(self) -> None:
         pending = self.pending
-        limit = self.limit
+        limit = self.bridge._send_buffer
+        loop = self.bridge._aloop
         while len(pending) >= limit and self.phase is STREAMING:
-            fut: asyncio.Future[None] = self.loop.create_future()
+            fut: asyncio.Future[None] = loop.create_future()
             self.send_waiter = fut
             if len(pending) < limit:  # the WSGI side popped meanwhile
                 self.send_waiter = None

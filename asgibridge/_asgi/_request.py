@@ -30,13 +30,13 @@ for a chunk).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
 
     from .._types import Message
+    from ._bridge import Bridge
 
 __all__ = ["RequestBody"]
 
@@ -53,10 +53,9 @@ class RequestBody:
 
     body: bytes | None
     body_more: bool
-    chunk_size: int
+    bridge: Bridge
     input: IO[bytes] | None
     input_gone: bool
-    post: Callable[..., Any]
     read_fut: asyncio.Future[Message] | None
     read_wanted: bool
     remaining: int | None
@@ -82,7 +81,7 @@ class RequestBody:
             if size == 0:
                 return None
             inp = environ["wsgi.input"]
-            if size <= self.chunk_size:
+            if size <= self.bridge._read_chunk_size:
                 data = _read(inp, size)
                 if data is None or len(data) < size:
                     # The client went away mid-upload: the app sees a disconnect.
@@ -107,7 +106,7 @@ class RequestBody:
 
     def _preread_chunked(self, inp: Any) -> None:
         """Read up to ``chunk_size`` bytes of a body of unknown length."""
-        limit = self.chunk_size
+        limit = self.bridge._read_chunk_size
         parts: list[bytes] = []
         total = 0
         while total < limit:
@@ -128,22 +127,24 @@ class RequestBody:
     def read_body(self) -> None:
         """Serve one ``receive()`` that needs data from ``wsgi.input``."""
         self.read_wanted = False
+        chunk_size = self.bridge._read_chunk_size
+        post = self.bridge._post
         inp = self.input
         remaining = self.remaining
         if remaining is None:  # chunked: read until b""
-            data = _read_some(inp, self.chunk_size)
+            data = _read_some(inp, chunk_size)
             if data is None:
-                self.post(_deliver, self, b"", False, True)
+                post(_deliver, self, b"", False, True)
             else:
-                self.post(_deliver, self, data, bool(data), False)
+                post(_deliver, self, data, bool(data), False)
             return
-        data = _read(inp, min(self.chunk_size, remaining))
+        data = _read(inp, min(chunk_size, remaining))
         if data is None or not data:
-            self.post(_deliver, self, b"", False, True)
+            post(_deliver, self, b"", False, True)
             return
         remaining -= len(data)
         self.remaining = remaining
-        self.post(_deliver, self, data, remaining > 0, False)
+        post(_deliver, self, data, remaining > 0, False)
 
     # ---------------------------------------------------------------- loop side
 

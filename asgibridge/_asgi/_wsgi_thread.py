@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._core import (
@@ -49,6 +48,8 @@ from .._core import (
 
 if TYPE_CHECKING:
     import asyncio
+
+    from ._bridge import Bridge
 
 __all__ = ["WsgiThread"]
 
@@ -69,10 +70,9 @@ class WsgiThread(ThreadHome):
         __slots__ = ()
 
     accepting: bool
+    bridge: Bridge
     jobs_seen: bool
-    low: int
     pending: deque[Any]
-    post: Callable[..., Any]
     read_wanted: bool
     send_waiter: asyncio.Future[None] | None
     state: ThreadState
@@ -94,9 +94,9 @@ class WsgiThread(ThreadHome):
             if pending:
                 item = pending.popleft()
                 waiter = self.send_waiter
-                if waiter is not None and len(pending) <= self.low:
+                if waiter is not None and len(pending) <= self.bridge._send_buffer >> 1:
                     self.send_waiter = None
-                    self.post(_resolve, waiter, None)
+                    self.bridge._post(_resolve, waiter, None)
                 return item
             if self.jobs_seen and not self.inbox.empty():
                 msg = self.inbox.get_nowait()
@@ -125,7 +125,7 @@ class WsgiThread(ThreadHome):
         """The server closed the response early: finish, and cancel the ASGI task (A4)."""
         self.finish()
         try:
-            self.post(_client_gone, self)
+            self.bridge._post(_client_gone, self)
         except RuntimeError:  # the loop is already closed
             pass
 
