@@ -18,7 +18,6 @@ share the batching.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -34,36 +33,44 @@ _BATCHED = "_asgibridge_wsgi_ref"
 
 
 class Mailbox:
-    """Coalesces thread -> loop posts: one loop wake-up per batch, not per message."""
+    """Coalesces thread -> loop posts: one loop wake-up per batch, not per message.
 
-    __slots__ = ("_items", "_lock", "_post", "_scheduled")
+    No lock: under the GIL each step below is atomic and the steps are
+    sequentially consistent. A producer appends *before* it reads
+    ``_scheduled``; the drain clears ``_scheduled`` *before* it counts the
+    items. So a producer that sees the flag raised has appended before the
+    drain counts, and its item is run by that drain; one that sees it
+    lowered schedules a drain of its own. Two producers that both see it
+    lowered schedule two drains, and the second finds nothing left: harmless.
+    Only the loop thread pops, so a drain never finds fewer items than it
+    counted.
+    """
+
+    __slots__ = ("_items", "_post", "_scheduled")
 
     def __init__(self, post: Callable[..., Any]) -> None:
         self._post = post
         self._items: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
-        self._lock = threading.Lock()
         self._scheduled = False
 
     def post(self, callback: Callable[..., Any], *args: Any) -> None:
         """From any thread: run ``callback(*args)`` on the loop, batched with other posts."""
-        with self._lock:
-            self._items.append((callback, args))
-            if self._scheduled:
-                return
-            self._scheduled = True
+        self._items.append((callback, args))
+        if self._scheduled:
+            return
+        self._scheduled = True
         try:
             self._post(self._drain)
         except BaseException:
-            with self._lock:
-                self._scheduled = False
+            self._scheduled = False
             raise
 
     def _drain(self) -> None:
-        with self._lock:
-            self._scheduled = False
-            items = self._items
-            self._items = deque()
-        for callback, args in items:
+        self._scheduled = False
+        popleft = self._items.popleft
+        # Only what was queued before this drain: later posts scheduled a drain of their own.
+        for _ in range(len(self._items)):
+            callback, args = popleft()
             try:
                 callback(*args)
             except Exception:  # pragma: no cover - our callbacks do not raise
