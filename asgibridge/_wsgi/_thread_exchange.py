@@ -12,6 +12,12 @@ fields. Fields written by both sides are guarded by ``lock``; ``tq`` is where
 the worker parks, and any loop-side event that could unblock it puts a token
 there (the worker re-checks its condition after every wake).
 
+Two steps need no lock. The final push only sets ``final``, which the worker
+alone writes and the request task reads only once the outcome is in. And the
+outcome is the worker's last act on its exchange (posted through the loop,
+which orders it after every write before it), so once ``outcome`` is set the
+request task reads ``pending`` and ``final`` without the lock.
+
 Its phase (``phase``, one of :class:`~._thread_phase.Phase`) is written
 only in this module (steps: :data:`~._thread_phase.TRANSITIONS`).
 
@@ -61,6 +67,7 @@ class ThreadExchange(ThreadBody):
         "body_window",
         "environ",
         "extensions",
+        "final",
         "job",
         "lock",
         "outcome",
@@ -129,6 +136,7 @@ class ThreadExchange(ThreadBody):
         self.rx: Background | None = None
         self.outcome: tuple[bool, Any] | None = None
         self.pending: list[Message] = []
+        self.final: list[Message] | None = None
         self.pending_b = 0
         self.queued_n = self.sent_n = 0
         self.queued_b = self.sent_b = 0
@@ -186,6 +194,15 @@ class ThreadExchange(ThreadBody):
 
     def push(self, messages: list[Message], final: bool, nbytes: int) -> None:
         """Queue response messages; see :class:`~._transport.Transport`."""
+        if final:
+            # Kept for the request task, which sends it once the worker's outcome
+            # is posted. No lock: only the worker writes ``final``, and the request
+            # task reads it only after that post. One read of ``phase`` is atomic.
+            if self.phase is GONE:
+                with self.lock:
+                    raise ClientDisconnected(self.reason)
+            self.final = messages
+            return
         lock = self.lock
         with lock:
             if self.phase is GONE:
@@ -194,8 +211,6 @@ class ThreadExchange(ThreadBody):
             self.pending_b += nbytes
             self.queued_n += len(messages)
             self.queued_b += nbytes
-            if final:
-                return  # the job's completion wakes the request task
             post = not self.wake_posted
             self.wake_posted = True
         if post:
@@ -282,7 +297,29 @@ class ThreadExchange(ThreadBody):
         signal = self.signal
         while True:
             await signal.wait()
-            done = self.outcome is not None
+            if self.outcome is not None:
+                # The worker posted its outcome as its last act on this exchange:
+                # nothing it writes changes any more, so no lock.
+                msgs = self.pending
+                final = self.final
+                if final is not None:
+                    msgs = msgs + final if msgs else final
+                if msgs and self.phase is not GONE:
+                    try:
+                        for msg in msgs:
+                            await send(msg)
+                    except Exception as exc:
+                        self.send_error = exc
+                        with lock:
+                            self._mark_gone(f"sending the response failed: {exc!r}")
+                # Break the exchange <-> job cycle so that refcounting frees both
+                # now, not a later GC pass.
+                self.job = None
+                rx = self.rx
+                if rx is not None:
+                    rx.cancel()
+                    await rx.join()
+                return
             with lock:
                 msgs = self.pending
                 nbytes = self.pending_b
@@ -306,24 +343,14 @@ class ThreadExchange(ThreadBody):
                         streaming = (
                             last.get("more_body", False) or last["type"] == "http.response.start"
                         )
-                if not done:
-                    with lock:
-                        self.sent_n += len(msgs)
-                        self.sent_b += nbytes
-                        if streaming and self.phase is ACTIVE:
-                            self.phase = STREAMING
-                        if self.parked:
-                            self.parked = False
-                            self.tq.put(None)
-            if done:
-                # The worker is done with this request: break the exchange <-> job
-                # cycle so that refcounting frees both now, not a later GC pass.
-                self.job = None
-                rx = self.rx
-                if rx is not None:
-                    rx.cancel()
-                    await rx.join()
-                return
+                with lock:
+                    self.sent_n += len(msgs)
+                    self.sent_b += nbytes
+                    if streaming and self.phase is ACTIVE:
+                        self.phase = STREAMING
+                    if self.parked:
+                        self.parked = False
+                        self.tq.put(None)
             phase = self.phase
             if self.rx is None and phase is not GONE and (want_rx or phase is STREAMING):
                 self.rx_signal = make_signal(self.ref)
