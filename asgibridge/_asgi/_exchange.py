@@ -198,7 +198,8 @@ class Exchange(RequestBody, WsgiThread):
             # Break the exchange <-> task cycle (the task's context holds this
             # exchange as HOME), so refcounting frees both without a GC pass.
             self.task = None
-            self._finished()
+            if self.done_fut is not None or self.read_fut is not None:
+                self._finished()
 
     def _failed(self, exc: BaseException) -> None:
         phase = self.phase
@@ -225,9 +226,14 @@ class Exchange(RequestBody, WsgiThread):
     def _complete(self) -> None:
         self.phase = COMPLETE
         self._finished()
+        if self.bridge._background_timeout is not None:
+            self._bound_background()
+
+    def _bound_background(self) -> None:
+        """Cancel the task if it still runs ``background_timeout`` after the response."""
         bound = self.bridge._background_timeout
-        if bound is not None:
-            self.timer = self.bridge._aloop.call_later(bound, self._background_expired, bound)
+        assert bound is not None
+        self.timer = self.bridge._aloop.call_later(bound, self._background_expired, bound)
 
     def _background_expired(self, bound: float) -> None:
         task = self.task
@@ -313,7 +319,12 @@ class Exchange(RequestBody, WsgiThread):
                 return
             else:
                 self.push(END)
-            self._complete()
+            # self._complete(), inline: the end of every response passes here.
+            self.phase = COMPLETE
+            if self.done_fut is not None or self.read_fut is not None:
+                self._finished()
+            if self.bridge._background_timeout is not None:
+                self._bound_background()
             return
         if kind == "http.response.start":
             if self.phase is not NEW:

@@ -116,8 +116,9 @@ class WsgiThread(ThreadHome):
 
     def finish(self) -> None:
         """The WSGI side is done with the request: stop taking jobs, hand leftovers on."""
-        with _home_lock:
-            self.accepting = False
+        _home_lock.acquire()  # a plain store cannot raise: no try/finally needed
+        self.accepting = False
+        _home_lock.release()
         if self.jobs_seen:
             rehome_leftover_jobs(self.state)
 
