@@ -66,30 +66,49 @@ class ThreadPool:
         with self._lock:
             return len(self._threads)
 
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock over the pool's book-keeping (see :meth:`claim`)."""
+        return self._lock
+
     def submit(self, job: Job) -> None:
-        with self._lock:
-            if self._closed:
-                raise SchedulerError(
-                    f"thread pool {self.name!r} is closed; it cannot run {job.name}()"
-                )
-            if self._idle:
-                inbox = self._idle.pop()
-            elif len(self._threads) < self.max_workers:
-                # The first job goes in a list that the thread empties: a
-                # Thread keeps its args for life, and so would keep the job.
-                t = threading.Thread(
-                    target=self._main,
-                    args=([job],),
-                    name=f"{self.name}-{next(self._counter)}",
-                    daemon=True,
-                )
-                self._threads.add(t)
-                t.start()
-                return
-            else:
-                self._backlog.append(job)
-                return
-        inbox.put(job)
+        """Run ``job`` on an idle worker, a new one, or the first to finish (the backlog)."""
+        # acquire/release, not ``with``: half the instructions on this hot path
+        lock = self._lock
+        lock.acquire()
+        try:
+            inbox = self.claim(job)
+        finally:
+            lock.release()
+        if inbox is not None:
+            inbox.put(job)
+
+    def claim(self, job: Job) -> Inbox | None:
+        """With :attr:`lock` held: place ``job``; put it in the inbox returned, if any.
+
+        Returns an idle worker's inbox (put ``job`` there once the lock is
+        released), or None when ``job`` went to a new thread or the backlog.
+        Lets a caller that guards its own state with the same lock take a
+        worker in the same critical section.
+        """
+        if self._closed:
+            raise SchedulerError(f"thread pool {self.name!r} is closed; it cannot run {job.name}()")
+        if self._idle:
+            return self._idle.pop()
+        if len(self._threads) < self.max_workers:
+            # The first job goes in a list that the thread empties: a
+            # Thread keeps its args for life, and so would keep the job.
+            t = threading.Thread(
+                target=self._main,
+                args=([job],),
+                name=f"{self.name}-{next(self._counter)}",
+                daemon=True,
+            )
+            self._threads.add(t)
+            t.start()
+        else:
+            self._backlog.append(job)
+        return None
 
     def _main(self, first: list[Job]) -> None:
         job = first.pop()
@@ -103,13 +122,16 @@ class ThreadPool:
             done = job
             # Book-keeping first, delivery last: the loop thread woken by
             # deliver() should find this thread asleep and the GIL free.
-            with lock:
+            lock.acquire()
+            try:
                 nxt = self._backlog.popleft() if self._backlog else None
                 closing = nxt is None and self._closed
                 if closing:
                     self._threads.discard(me)
                 elif nxt is None:
                     self._idle.append(inbox)
+            finally:
+                lock.release()
             if out is not None:
                 deliver(done, *out)
             del done, out

@@ -128,7 +128,10 @@ class Admission(Generic[E]):
 
     def admit(self, ex: E) -> None:
         """Start ``ex.job`` now, or queue it (and make sure a checker watches the queue)."""
-        with self._lock:
+        # acquire/release, not ``with``: half the instructions on this hot path
+        lock = self._lock
+        lock.acquire()
+        try:
             if self.active < self.soft and not self.queue:
                 self.active += 1
                 start = True
@@ -137,6 +140,8 @@ class Admission(Generic[E]):
                 start = False
                 check = not self.checking
                 self.checking = True
+        finally:
+            lock.release()
         if start:
             self.submit(ex.job)
         elif check:
@@ -157,12 +162,16 @@ class Admission(Generic[E]):
         The worker runs it right away, on the same thread: no hand-off, no
         extra runnable thread. None means the slot is free again.
         """
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             self.done += 1
-            ex = self._pop_live()
+            ex = self._pop_live() if self.queue else None
             if ex is None:
                 self.active -= 1
             return ex
+        finally:
+            lock.release()
 
     async def _check(self) -> None:
         """Grow past ``soft`` while queued requests wait behind blocked ones."""
@@ -203,3 +212,28 @@ class PoolAdmission(Admission[E]):
     def __init__(self, pool: ThreadPool, soft: int, hard: int, max_stalled: int) -> None:
         super().__init__(pool.submit, soft, hard, max_stalled)
         self.pool = pool
+        # One lock for both: admit() takes a worker in the critical section
+        # that counts the request (no section of its own inside the pool).
+        self._lock = pool.lock
+
+    def admit(self, ex: E) -> None:
+        """Start ``ex.job`` now, or queue it (and make sure a checker watches the queue)."""
+        job = ex.job
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self.active < self.soft and not self.queue:
+                inbox = self.pool.claim(job)
+                self.active += 1
+                check = False
+            else:
+                inbox = None
+                self.queue.append(ex)
+                check = not self.checking
+                self.checking = True
+        finally:
+            lock.release()
+        if inbox is not None:
+            inbox.put(job)
+        elif check:
+            spawn(ex.ref, self._check)
