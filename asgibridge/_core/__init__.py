@@ -51,7 +51,7 @@ from ._inbox import Inbox
 from ._jobs import Job, ThreadState, run_job, thread_state
 from ._lanes import Lane, LanePool
 from ._loops import BackgroundLoop, run_in_pool_thread_loop, run_on_thread_loop
-from ._mailbox import batching_ref
+from ._mailbox import batching_ref, current_batching_ref
 from ._pool import ThreadPool
 from ._portal import portal_call
 from ._scheduler import (
@@ -102,6 +102,7 @@ __all__ = [
     "await_in_greenlet_home",
     "await_it",
     "batching_ref",
+    "current_batching_ref",
     "check_executor",
     "checkpoint",
     "close_default_scheduler",

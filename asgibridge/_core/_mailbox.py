@@ -22,9 +22,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ._backends import LoopRef
+from ._backends import LoopRef, asyncio_running_loop, current_loop_ref
 
-__all__ = ["Mailbox", "batching_ref"]
+__all__ = ["Mailbox", "batching_ref", "current_batching_ref"]
 
 logger = logging.getLogger("asgibridge.wsgi")
 
@@ -87,3 +87,13 @@ def batching_ref(ref: LoopRef) -> LoopRef:
     One per loop (per-loop state: :meth:`LoopRef.local`). Call it on the loop thread.
     """
     return ref.local(_BATCHED, _batched)  # type: ignore[no-any-return]
+
+
+def current_batching_ref() -> LoopRef:
+    """``batching_ref(current_loop_ref())``, in one call on asyncio once the ref exists."""
+    loop = asyncio_running_loop()
+    if loop is not None:
+        ref: LoopRef | None = getattr(loop, _BATCHED, None)
+        if ref is not None:
+            return ref
+    return batching_ref(current_loop_ref())

@@ -43,7 +43,7 @@ from collections import deque
 from os import getpid
 from typing import Any
 
-from .._core import Job, batching_ref, current_loop_ref, run_job_async, thread_state
+from .._core import Job, current_batching_ref, run_job_async, thread_state
 from .._types import Message, Receive, Scope, Send
 from ..errors import ClientDisconnected, RequestRejected
 from ._admission import Admission
@@ -89,7 +89,7 @@ async def serve_thread(bridge: Bridge, scope: Scope, receive: Receive, send: Sen
     if adm is None or bridge._pool_pid != getpid():
         adm = bridge._admission()  # the first request, or the first since close() or a fork
     ex = ThreadExchange(
-        batching_ref(current_loop_ref()), receive, send, scope.get("extensions") or _EMPTY,
+        current_batching_ref(), receive, send, scope.get("extensions") or _EMPTY,
         bridge, environ, body, got, done, bodyless, adm, _job_main,
     )  # fmt: skip
     if "wsgi.input" not in environ:
