@@ -343,10 +343,7 @@ class AsgiToWsgi:
         if error is not None:
             return plain(start_response, "400 Bad Request", error)
         ex.scope = environ_to_scope(
-            environ,
-            root_path_from_script_name=self._root_path_from_script_name,
-            extensions={"http.response.pathsend": {}},
-            state=self._state,
+            environ, self._root_path_from_script_name, {"http.response.pathsend": {}}, self._state
         )
         ex.context = contextvars.copy_context()
         launcher = self._launcher

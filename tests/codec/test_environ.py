@@ -890,6 +890,32 @@ def test_a7_header_plan_follows_each_requests_keys() -> None:
     assert (b"x-one", b"one") in again
 
 
+def test_a7_cgi_headers_follow_the_others_and_are_read_per_request() -> None:
+    """CONTENT_TYPE then CONTENT_LENGTH come last whatever the environ order; the plan
+    (memoised by the keys) never remembers their values, or whether they were empty."""
+    environ = {"CONTENT_LENGTH": "3", "CONTENT_TYPE": "text/plain", **make_environ(HTTP_X_A="1")}
+    expected = [(b"host", b"example.com:8080"), (b"x-a", b"1")]
+    assert environ_to_scope(environ)["headers"] == [
+        *expected,
+        (b"content-type", b"text/plain"),
+        (b"content-length", b"3"),
+    ]
+    same_keys = {**environ, "CONTENT_LENGTH": "", "CONTENT_TYPE": None}
+    assert environ_to_scope(same_keys)["headers"] == expected
+    same_keys["CONTENT_LENGTH"] = "7"
+    assert environ_to_scope(same_keys)["headers"] == [*expected, (b"content-length", b"7")]
+
+
+def test_a7_client_port_missing_or_not_a_number() -> None:
+    """granian sends REMOTE_ADDR without REMOTE_PORT: the port is 0, as for a bad one."""
+    environ = make_environ()
+    del environ["REMOTE_PORT"]
+    assert environ_to_scope(environ)["client"] == ("10.0.0.7", 0)
+    for port, expected in (("51234", 51234), (51235, 51235), (" 8", 8), ("8x", 0), (None, 0)):
+        environ["REMOTE_PORT"] = port
+        assert environ_to_scope(environ)["client"] == ("10.0.0.7", expected)
+
+
 def test_a7_non_text_header_value_left_out() -> None:
     environ = make_environ(HTTP_X_BROKEN=b"bytes", HTTP_X_OK="fine")
     headers = environ_to_scope(environ)["headers"]
