@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,8 @@ __all__ = [
     "serve_until",
     "thread_state",
 ]
+
+_modules = sys.modules
 
 #: Inbox message: the lane or pool thread that reads it exits.
 STOP = object()
@@ -144,7 +147,8 @@ def execute(job: Job, state: ThreadState) -> tuple[bool, Any] | None:
     state.job = job
     job.started = True
     try:
-        if local_storage() is None:
+        # The ``in`` test first: a call fewer when asgiref's Locals are not loaded.
+        if "asgiref.local" not in _modules or local_storage() is None:
             return True, job.context.run(job.fn, *job.args, **job.kwargs)
         return True, job.context.run(call_rehomed, job.fn, job.args, job.kwargs)
     except BaseException as exc:

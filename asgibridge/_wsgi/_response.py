@@ -166,7 +166,10 @@ class _Response:
             left = length - self.sent
             self.sent = length
             msg: Message = {"type": _BODY, "body": data[:left] if n > left else data}
-            msgs = [msg] if self.phase is _SENT else [self._start_message(), msg]
+            if self.phase is _SENT:
+                msgs = [msg]
+            else:  # _start_message() inline: the path of every small response
+                msgs = [{"type": _START, "status": self.status, "headers": self.headers}, msg]
             self.phase = _DONE
             self.transport.push(msgs, True, left)
             if n > left:

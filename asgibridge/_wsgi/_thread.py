@@ -19,7 +19,7 @@ thread on another CPU costs 25-30 us, a loop -> thread -> loop round trip
    threads only add GIL hand-offs.
 3. The worker (:func:`_job_main`) runs the app and its iterable. Messages
    that complete the response are queued, not sent; the request's outcome
-   (one ``post`` to the loop, :meth:`~._thread_exchange.ThreadExchange.report`)
+   (one ``post`` to the loop, at the end of :meth:`~._thread_exchange.ThreadExchange.run`)
    wakes the request task, which sends them. Hello world: one hand-off
    there, one back. The worker then runs the next queued request on the same
    thread, if there is one.
@@ -144,24 +144,26 @@ async def _prefetch(
 def _job_main(ex: ThreadExchange, adm: Admission[ThreadExchange]) -> None:
     """What a worker thread runs: this request, then queued ones while there are any.
 
-    Each request's outcome is posted by :meth:`ThreadExchange.report` as soon
+    Each request's outcome is posted by :meth:`ThreadExchange.run` as soon
     as it is known, so the job is marked ``reported``: the core posts nothing
     more when this function returns.
     """
     job = ex.job
-    ex.report(ex.run())
-    state = thread_state()
-    prev = state.job
+    ex.run()
     try:
-        while True:
-            nxt = adm.finished()
-            if nxt is None:
-                return
-            ex = nxt
-            state.job = ex.job
-            ex.report(ex.job.context.run(ex.run))
+        nxt = adm.finished()
+        if nxt is None:
+            return
+        state = thread_state()
+        prev = state.job
+        try:
+            while nxt is not None:
+                state.job = nxt.job
+                nxt.job.context.run(nxt.run)
+                nxt = adm.finished()
+        finally:
+            state.job = prev
     finally:
-        state.job = prev
         job.reported = True
 
 

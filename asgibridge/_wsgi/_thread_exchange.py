@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 A :class:`ThreadExchange` is made by the thread request path
 (:mod:`._thread`) once the start of the body is read, and owns its request
-from then on: the worker runs the app through it (:meth:`~ThreadExchange.run`,
-:meth:`~ThreadExchange.report`), ``run_wsgi`` talks to it as its transport
+from then on: the worker runs the app and posts its outcome through it
+(:meth:`~ThreadExchange.run`), ``run_wsgi`` talks to it as its transport
 (``push``, ``push_wait``, ``pull``), and the request task sends what it
 queues (:meth:`~ThreadExchange.dispatch`). Only its own methods write its
 fields. Fields written by both sides are guarded by ``lock``; ``tq`` is where
@@ -160,29 +160,30 @@ class ThreadExchange(ThreadBody):
 
     # ------------------------------------------------------------ worker side
 
-    def run(self) -> tuple[bool, Any]:
-        """Run the app (in the worker); the outcome as ``(ok, exception or None)``."""
-        if self.phase is GONE:  # its request was cancelled while it waited
-            return True, None
-        try:
-            run_wsgi(self.app, self.environ, self)  # type: ignore[arg-type]  # gone: read-only
-        except BaseException as exc:
-            return False, exc
-        finally:
-            self.environ = None  # type: ignore[assignment]
-        return True, None
+    def run(self) -> None:
+        """Run the app (in the worker), then post its outcome to the request task.
 
-    def report(self, outcome: tuple[bool, Any]) -> None:
-        """Post the outcome to the request task (which then sends the final messages).
-
-        Posted as soon as the app is done, before the worker looks for more
-        work: measured here, reporting after the admission bookkeeping instead
-        doubles the latency of a lone request (~50 -> ~100 us).
+        The outcome (``ok``, exception or None) is posted as soon as the app is
+        done, before the worker looks for more work: measured here, reporting
+        after the admission bookkeeping instead doubles the latency of a lone
+        request (~50 -> ~100 us). The request task then sends the final messages.
         """
+        ok = True
+        value: BaseException | None = None
+        if self.phase is not GONE:  # else its request was cancelled while it waited
+            try:
+                run_wsgi(self.app, self.environ, self)  # type: ignore[arg-type]  # gone: read-only
+            except BaseException as exc:
+                ok = False
+                value = exc
+            finally:
+                self.environ = None  # type: ignore[assignment]
         try:
-            self.post(self.on_settle, None, *outcome)
+            self.post(self.on_settle, None, ok, value)
         except RuntimeError:  # the loop has closed: nobody is waiting any more
             pass
+        finally:
+            value = None  # the error's traceback holds this frame: no cycle through it
 
     def _post(self, callback: Callable[[], None]) -> None:
         try:
@@ -287,8 +288,8 @@ class ThreadExchange(ThreadBody):
     def on_settle(self, job: Any, ok: bool, value: Any) -> None:
         """Job completion callback (runs on the loop).
 
-        :meth:`report` posts it with the request's outcome; the core posts it
-        again when the thread's job ends, which is then ignored.
+        :meth:`run` posts it with the request's outcome. The core posts it
+        only if the worker's job failed before that (it is then the outcome).
         """
         if self.outcome is None:
             self.outcome = (ok, value)
