@@ -15,17 +15,23 @@ Each task runs in the context the WSGI thread copied for its request
 (``contextvars``), and is kept in :attr:`Launcher.tasks` until it ends, so
 that closing the bridge can wait for it (including background work).
 
-This is inherent to owning an asyncio loop: ``create_task`` with a context
+This is inherent to owning an asyncio loop: making a task with a context
 is the one asyncio call here (Python 3.10 has no ``context=`` argument, so
-the task is created inside the context instead).
+the task is created inside the context instead). On a loop without a task
+factory (the bridge's own, always) that is ``asyncio.Task(...)``, exactly what
+``loop.create_task()`` would call, without its frame; a factory set on a
+shared loop is honoured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from asyncio import Task
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from contextvars import Context
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._exchange import Exchange
@@ -53,14 +59,27 @@ class Launcher:
         self.posted = False  # before draining: a later append posts again
         queue = self.queue
         tasks = self.tasks
-        assert self.loop is not None
-        create_task = self.loop.create_task
+        loop = self.loop
+        assert loop is not None
+        # Task(...) is what loop.create_task() does (on a running loop, without a
+        # task factory), one frame less; a factory set on a shared loop is honoured.
+        factory = loop.get_task_factory() is not None
         while queue:
             ex = queue.popleft()
-            if sys.version_info >= (3, 11):
-                task = create_task(ex.run(), context=ex.context)
+            if factory:
+                task = _create_task(loop, ex.run(), ex.context)
+            elif sys.version_info >= (3, 11):
+                task = Task(ex.run(), loop=loop, context=ex.context)
             else:  # pragma: no cover - 3.10 copies the context it is created in
-                task = ex.context.run(create_task, ex.run())
+                task = ex.context.run(Task, ex.run(), loop=loop)
             ex.task = task
             ex.context = None  # type: ignore[assignment]  # the task holds it now
             tasks.add(task)
+
+
+def _create_task(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], context: Context
+) -> asyncio.Task[None]:
+    if sys.version_info >= (3, 11):
+        return loop.create_task(coro, context=context)
+    return context.run(loop.create_task, coro)  # pragma: no cover - 3.10

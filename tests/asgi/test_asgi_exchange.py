@@ -1,4 +1,4 @@
-"""The per-request :class:`~asgibridge._asgi.Exchange` as a data structure.
+"""The per-request :class:`~asgibridge._asgi.Exchange` and how its task is started.
 
 ``Exchange.__init__`` sets the :class:`~asgibridge._core.ThreadHome` fields
 itself (one call less per request). These tests catch a field added to either
@@ -8,11 +8,14 @@ rare path (a thread-sensitive job, the watchdog, a deadlock message).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from typing import Any
 
 from asgibridge import AsgiToWsgi
 from asgibridge._asgi import Exchange
-from asgibridge._core import ThreadHome, current_home, thread_state
+from asgibridge._core import BackgroundLoop, ThreadHome, current_home, thread_state
+from tests.support.scopes import cgi_environ as make_environ
 
 # Set after construction by AsgiToWsgi.__call__, just before the task is launched.
 LATER = {"context"}
@@ -45,3 +48,47 @@ def test_a1_exchange_init_sets_every_slot_it_owns() -> None:
         assert (ex.busy_job, ex.busy_since) == (None, 0.0)
     finally:
         bridge.close()
+
+
+_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("test_asgi_exchange_var")
+
+
+def test_a1_request_tasks_honour_a_task_factory_on_a_shared_loop() -> None:
+    """Request tasks are made with asyncio.Task directly only while the loop has no
+    task factory; one set on a shared loop makes them, each in its request's context."""
+    made: list[str] = []
+    seen: list[str] = []
+
+    def factory(loop: Any, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(coro.__qualname__)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(_VAR.get("unset"))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def set_factory(value: Any) -> None:
+        asyncio.get_running_loop().set_task_factory(value)
+
+    def get(bridge: AsgiToWsgi, value: str) -> bytes:
+        token = _VAR.set(value)
+        try:
+            return b"".join(
+                bridge(make_environ(), lambda status, headers, exc_info=None: lambda data: None)
+            )
+        finally:
+            _VAR.reset(token)
+
+    loop = BackgroundLoop("test-task-factory")
+    bridge = AsgiToWsgi(app, lifespan="off", loop=loop)
+    try:
+        assert get(bridge, "plain") == b"ok"
+        assert made == []
+        loop.call(set_factory, factory)
+        assert get(bridge, "factory") == b"ok"
+        assert made == ["Exchange.run"]
+        assert seen == ["plain", "factory"]
+    finally:
+        bridge.close()
+        loop.close()
