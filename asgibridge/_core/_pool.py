@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
+from collections.abc import Callable
 from queue import Empty
 
 from ..errors import SchedulerError
@@ -53,6 +54,12 @@ class ThreadPool:
         self._threads: set[threading.Thread] = set()
         self._counter = itertools.count(1)
         self._closed = False
+        #: Called with :attr:`lock` held after each job a worker ran (before it
+        #: looks at the backlog): the next job for the same thread, or None.
+        #: Lets a front end that queues work of its own (``WsgiToAsgi``'s
+        #: admission) count the end of a job and hand over its next one in the
+        #: pool's own critical section.
+        self.after_job: Callable[[Job], Job | None] | None = None
 
     @property
     def busy(self) -> int:
@@ -124,7 +131,10 @@ class ThreadPool:
             # deliver() should find this thread asleep and the GIL free.
             lock.acquire()
             try:
-                nxt = self._backlog.popleft() if self._backlog else None
+                after = self.after_job
+                nxt = after(job) if after is not None else None
+                if nxt is None and self._backlog:
+                    nxt = self._backlog.popleft()
                 closing = nxt is None and self._closed
                 if closing:
                     self._threads.discard(me)

@@ -5,7 +5,9 @@ Theory of operation
 See :class:`Admission`. The thread request path (:mod:`._thread`) admits
 each request's job here instead of submitting it to the pool; the worker
 that finishes a request asks :meth:`Admission.finished` for the next
-queued one and runs it on the same thread.
+queued one and runs it on the same thread. With a pool
+(:class:`PoolAdmission`), the pool's worker asks, through the pool's
+``after_job`` hook, in the critical section of its own book-keeping.
 """
 
 from __future__ import annotations
@@ -165,13 +167,17 @@ class Admission(Generic[E]):
         lock = self._lock
         lock.acquire()
         try:
-            self.done += 1
-            ex = self._pop_live() if self.queue else None
-            if ex is None:
-                self.active -= 1
-            return ex
+            return self._finished_locked()
         finally:
             lock.release()
+
+    def _finished_locked(self) -> E | None:
+        """:meth:`finished`, with the lock held."""
+        self.done += 1
+        ex = self._pop_live() if self.queue else None
+        if ex is None:
+            self.active -= 1
+        return ex
 
     async def _check(self) -> None:
         """Grow past ``soft`` while queued requests wait behind blocked ones."""
@@ -207,18 +213,41 @@ class Admission(Generic[E]):
 class PoolAdmission(Admission[E]):
     """An :class:`Admission` in front of one :class:`~asgibridge._core.ThreadPool`."""
 
-    __slots__ = ("pool",)
+    __slots__ = ("main", "pool")
 
     def __init__(self, pool: ThreadPool, soft: int, hard: int, max_stalled: int) -> None:
         super().__init__(pool.submit, soft, hard, max_stalled)
         self.pool = pool
         # One lock for both: admit() takes a worker in the critical section
-        # that counts the request (no section of its own inside the pool).
+        # that counts the request (no section of its own inside the pool), and
+        # the pool's worker counts the end of a request, and takes the next
+        # queued one, in the section where it does its own book-keeping.
         self._lock = pool.lock
+        self.main: Callable[..., Any] | None = None  # what the admitted jobs run
+        pool.after_job = self._after_job
+
+    def _after_job(self, job: Any) -> Any:
+        """The pool's ``after_job`` (lock held): one of ours ended; the next queued job, or None.
+
+        Called after the job has posted its outcome (it does so itself), so
+        the request is answered before this book-keeping: the other order
+        doubles a lone request's latency.
+        """
+        if job.fn is not self.main:
+            return None  # not a request (a lifespan hook run on the pool)
+        # _finished_locked() inline: once per request
+        self.done += 1
+        if self.queue:
+            ex = self._pop_live()
+            if ex is not None:
+                return ex.job
+        self.active -= 1
+        return None
 
     def admit(self, ex: E) -> None:
         """Start ``ex.job`` now, or queue it (and make sure a checker watches the queue)."""
         job = ex.job
+        self.main = job.fn
         lock = self._lock
         lock.acquire()
         try:

@@ -22,7 +22,7 @@ thread on another CPU costs 25-30 us, a loop -> thread -> loop round trip
    (one ``post`` to the loop, at the end of :meth:`~._thread_exchange.ThreadExchange.run`)
    wakes the request task, which sends them. Hello world: one hand-off
    there, one back. The worker then runs the next queued request on the same
-   thread, if there is one.
+   thread, if there is one (the pool asks the admission: its ``after_job``).
 4. Only a response that streams (a non-final chunk, or ``write()``) wakes
    the request task early, once per batch: the worker appends to
    ``pending`` under a lock and posts a wake only if none is outstanding.
@@ -43,10 +43,9 @@ from collections import deque
 from os import getpid
 from typing import Any
 
-from .._core import Job, current_batching_ref, run_job_async, thread_state
+from .._core import Job, current_batching_ref, run_job_async
 from .._types import Message, Receive, Scope, Send
 from ..errors import ClientDisconnected, RequestRejected
-from ._admission import Admission
 from ._http import Bridge, Executor, Hook, answer, body_message, left_early, open_request, reject
 from ._input import EMPTY_INPUT, Input
 from ._thread_exchange import ThreadExchange
@@ -141,30 +140,17 @@ async def _prefetch(
 # ------------------------------------------------------------------ the worker
 
 
-def _job_main(ex: ThreadExchange, adm: Admission[ThreadExchange]) -> None:
-    """What a worker thread runs: this request, then queued ones while there are any.
+def _job_main(ex: ThreadExchange) -> None:
+    """What a worker thread runs for one request: the app, then the post of its outcome.
 
-    Each request's outcome is posted by :meth:`ThreadExchange.run` as soon
-    as it is known, so the job is marked ``reported``: the core posts nothing
-    more when this function returns.
+    The outcome is posted by :meth:`ThreadExchange.run` itself, so the job
+    is marked ``reported``: the core posts nothing more. The pool then asks
+    the admission (its ``after_job``) for the next queued request, which
+    runs on the same thread.
     """
     job = ex.job
     ex.run()
-    try:
-        nxt = adm.finished()
-        if nxt is None:
-            return
-        state = thread_state()
-        prev = state.job
-        try:
-            while nxt is not None:
-                state.job = nxt.job
-                nxt.job.context.run(nxt.run)
-                nxt = adm.finished()
-        finally:
-            state.job = prev
-    finally:
-        job.reported = True
+    job.reported = True
 
 
 async def call_in_thread(bridge: Bridge, fn: Hook) -> Any:

@@ -52,6 +52,8 @@ __all__ = ["ThreadExchange"]
 
 logger = logging.getLogger("asgibridge.wsgi")
 
+_NO_KWARGS: dict[str, Any] = {}  # a job's keyword arguments: read, never written
+
 
 class ThreadExchange(ThreadBody):
     """One thread-mode request, shared by its request task and its worker thread.
@@ -105,13 +107,13 @@ class ThreadExchange(ThreadBody):
         body_done: bool,
         unread: bool,
         adm: Admission[ThreadExchange],
-        main: Callable[[ThreadExchange, Admission[ThreadExchange]], None],
+        main: Callable[[ThreadExchange], None],
     ) -> None:
         """``settings``: the bridge (:class:`._http.Bridge`); ``body``: the prefetched chunks.
 
         ``unread``: the request has no body and the server's (empty)
         ``http.request`` has not been received; a disconnect watcher takes it.
-        ``main(exchange, adm)`` is what the worker runs; its job settles here.
+        ``main(exchange)`` is what the worker runs; its job settles here.
         """
         self.ref = ref
         self.post = ref.post
@@ -148,7 +150,7 @@ class ThreadExchange(ThreadBody):
         self.reason = ""
         self.send_error: BaseException | None = None
         self.adm: Admission[ThreadExchange] | None = adm
-        job = Job(main, (self, adm), {}, contextvars.copy_context())
+        job = Job(main, (self,), _NO_KWARGS, contextvars.copy_context())
         self.job: Any = job
         job.ref = ref
         job.settle = self.on_settle

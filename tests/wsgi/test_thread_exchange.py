@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ def test_c11_final_push_after_the_client_left_raises_with_the_reason() -> None:
     async def main() -> None:
         ex = ThreadExchange(
             batching_ref(current_loop_ref()), nothing, nothing, {}, settings, {}, deque(), 0,
-            True, False, None, lambda ex, adm: None,  # type: ignore[arg-type]
+            True, False, None, lambda ex: None,  # type: ignore[arg-type]
         )  # fmt: skip
         ex.abandon("the client left for lunch")
         with pytest.raises(ClientDisconnected, match="the client left for lunch"):
@@ -69,3 +70,52 @@ def test_c8_final_message_follows_the_streamed_ones(pause: float) -> None:
         anyio.run(main)
     finally:
         bridge.close()
+
+
+def test_queued_requests_run_after_the_running_one_and_free_every_slot() -> None:
+    """One slot, eight requests at once: all answered, the slot count back to zero after.
+
+    The pool's worker counts each request's end and takes the next queued one
+    (its ``after_job`` hook); a job that is not a request (a call on the same
+    pool, as lifespan hooks are) leaves the count alone.
+    """
+    import threading
+
+    from asgibridge._core import Job, run_job_async
+
+    threads: list[int] = []
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        threads.append(threading.get_ident())
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    bridge = WsgiToAsgi(app, active_workers=1, max_workers=4)
+
+    async def main() -> None:
+        with anyio.fail_after(10):
+            results: list[Any] = []
+
+            async def one() -> None:
+                results.append(await call(bridge, make_scope()))
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(8):
+                    tg.start_soon(one)
+            assert [r.body for r in results] == [b"ok"] * 8
+            adm = bridge._admission()
+            assert (adm.active, len(adm.queue), adm.done) == (0, 0, 8)
+            # A job that is not a request, on the same pool: the count stays.
+            assert (
+                await run_job_async(Job(lambda: 7, (), {}, contextvars.copy_context()), bridge.pool)
+                == 7
+            )
+            assert (adm.active, len(adm.queue), adm.done) == (0, 0, 8)
+            assert (await call(bridge, make_scope())).body == b"ok"
+            assert (adm.active, adm.done) == (0, 9)
+
+    try:
+        anyio.run(main)
+    finally:
+        bridge.close()
+    assert len(threads) == 9
