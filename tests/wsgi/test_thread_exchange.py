@@ -119,3 +119,32 @@ def test_queued_requests_run_after_the_running_one_and_free_every_slot() -> None
     finally:
         bridge.close()
     assert len(threads) == 9
+
+
+def test_c10_a_body_prefetched_whole_reads_back_exactly_in_small_reads() -> None:
+    """Five chunks, all in before the app runs (read without the lock): every byte, in order."""
+    chunks = [bytes([65 + i]) * 10 for i in range(5)]
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        parts = []
+        while True:
+            part = stream.read(3)
+            if not part:
+                break
+            parts.append(part)
+        start_response("200 OK", [])
+        return [b"".join(parts), b"|", stream.read()]
+
+    bridge = WsgiToAsgi(app)
+    scope = make_scope(method="POST", headers=[(b"content-length", b"50")])
+
+    async def main() -> None:
+        with anyio.fail_after(10):
+            result = await call(bridge, scope, chunks)
+            assert result.body == b"".join(chunks) + b"|"
+
+    try:
+        anyio.run(main)
+    finally:
+        bridge.close()
