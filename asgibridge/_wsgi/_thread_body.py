@@ -96,9 +96,9 @@ class ThreadBody:
             # alone reads and writes them: no lock. Same results as below.
             body = self.body
             if body:
-                data = body.popleft()
-                self.body_b -= len(data)
-                return data, bool(body)
+                chunk = body.popleft()
+                self.body_b -= len(chunk)
+                return chunk, bool(body)
             return b"", False
         lock = self.lock
         while True:
