@@ -33,12 +33,12 @@ Signals
 from __future__ import annotations
 
 import atexit
-import contextvars
 import logging
 import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable
+from contextvars import copy_context
 from typing import Any, Literal
 
 from ._asgi import (
@@ -345,7 +345,7 @@ class AsgiToWsgi:
         ex.scope = environ_to_scope(
             environ, self._root_path_from_script_name, {"http.response.pathsend": {}}, self._state
         )
-        ex.context = contextvars.copy_context()
+        ex.context = copy_context()
         launcher = self._launcher
         launcher.queue.append(ex)
         try:
