@@ -30,6 +30,9 @@ from ._lanes import join_all
 
 __all__ = ["ThreadPool"]
 
+#: What a worker's wait got when ``idle_timeout`` passed with no message.
+_TIMED_OUT = object()
+
 
 class ThreadPool:
     """A bounded pool of worker threads named ``{name}-N``.
@@ -142,7 +145,7 @@ class ThreadPool:
                     self._idle.append(inbox)
             finally:
                 lock.release()
-            if out is not None:
+            if out is not None and not done.reported:  # (deliver() would do nothing)
                 deliver(done, *out)
             del done, out
             if nxt is not None:
@@ -151,17 +154,26 @@ class ThreadPool:
             if closing:
                 return
             del job  # an idle thread keeps nothing of its last call alive
-            nxt = self._wait(inbox, me)
-            if nxt is None:
-                return
-            job = nxt
-
-    def _wait(self, inbox: Inbox, me: threading.Thread) -> Job | None:
-        """Sleep until a job arrives; None when this thread should exit."""
-        while True:
+            # The common wake-up inline: a job arrives before the idle timeout.
             try:
-                msg = inbox.get(timeout=self.idle_timeout)
+                msg = inbox.get(self.idle_timeout)
             except Empty:
+                msg = _TIMED_OUT
+            if msg.__class__ is not Job:
+                msg = self._wait(inbox, me, msg)
+                if msg is None:
+                    return
+            job = msg
+            msg = None  # parked, this thread keeps nothing of the job (only ``job`` does)
+
+    def _wait(self, inbox: Inbox, me: threading.Thread, msg: object) -> Job | None:
+        """Sleep until a job arrives; None when this thread should exit.
+
+        ``msg``: what the caller's own wait got (:data:`_TIMED_OUT` after
+        ``idle_timeout``), which was not a job.
+        """
+        while True:
+            if msg is _TIMED_OUT:
                 with self._lock:
                     if inbox in self._idle:
                         self._idle.remove(inbox)
@@ -174,6 +186,10 @@ class ThreadPool:
                 return None
             if msg.__class__ is Job:
                 return msg
+            try:
+                msg = inbox.get(timeout=self.idle_timeout)
+            except Empty:
+                msg = _TIMED_OUT
 
     def close(self, timeout: float | None = 5.0) -> None:
         """Stop accepting jobs, let running ones finish, and join the threads."""
