@@ -116,9 +116,10 @@ class WsgiThread(ThreadHome):
 
     def finish(self) -> None:
         """The WSGI side is done with the request: stop taking jobs, hand leftovers on."""
-        _home_lock.acquire()  # a plain store cannot raise: no try/finally needed
-        self.accepting = False
-        _home_lock.release()
+        # A with block, not acquire()/release(): a KeyboardInterrupt raised
+        # between the two (signals are checked after each call) would leak the lock.
+        with _home_lock:
+            self.accepting = False
         if self.jobs_seen:
             rehome_leftover_jobs(self.state)
 
