@@ -46,7 +46,7 @@ class Admission(Generic[E]):
     requests in flight costs ~90 us per request with one or two runnable
     workers and ~160 us with sixteen. So at most ``soft`` jobs run at once;
     more wait in a FIFO queue. A worker that finishes a job takes the next
-    queued request itself (see ``_job_main`` in :mod:`._thread`), exactly
+    queued request itself (see :class:`PoolAdmission`), exactly
     like a pool backlog, so a busy slot costs no thread wake-up.
 
     While requests are queued, one checker task per busy period wakes every

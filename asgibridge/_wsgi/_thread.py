@@ -17,7 +17,8 @@ thread on another CPU costs 25-30 us, a loop -> thread -> loop round trip
    (:class:`~._admission.Admission`): only ``active_workers`` requests run
    at once unless the running ones look blocked, because extra runnable
    threads only add GIL hand-offs.
-3. The worker (:func:`_job_main`) runs the app and its iterable. Messages
+3. The worker (:meth:`~._thread_exchange.ThreadExchange.run`, the request's
+   job) runs the app and its iterable. Messages
    that complete the response are queued, not sent; the request's outcome
    (one ``post`` to the loop, at the end of :meth:`~._thread_exchange.ThreadExchange.run`)
    wakes the request task, which sends them. Hello world: one hand-off
@@ -33,7 +34,7 @@ thread on another CPU costs 25-30 us, a loop -> thread -> loop round trip
    the loop (:mod:`._thread_body`).
 
 The worker never climbs back into the public adapter: its stack is the
-core's pool, :func:`_job_main`, the exchange and the PEP 3333 side.
+core's pool, the exchange and the PEP 3333 side.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ async def serve_thread(bridge: Bridge, scope: Scope, receive: Receive, send: Sen
         adm = bridge._admission()  # the first request, or the first since close() or a fork
     ex = ThreadExchange(
         current_batching_ref(), receive, send, scope.get("extensions") or _EMPTY,
-        bridge, environ, body, got, done, bodyless, adm, _job_main,
+        bridge, environ, body, got, done, bodyless, adm,
     )  # fmt: skip
     if "wsgi.input" not in environ:
         environ["wsgi.input"] = Input(ex.pull, length)
@@ -138,19 +139,6 @@ async def _prefetch(
 
 
 # ------------------------------------------------------------------ the worker
-
-
-def _job_main(ex: ThreadExchange) -> None:
-    """What a worker thread runs for one request: the app, then the post of its outcome.
-
-    The outcome is posted by :meth:`ThreadExchange.run` itself, so the job
-    is marked ``reported``: the core posts nothing more. The pool then asks
-    the admission (its ``after_job``) for the next queued request, which
-    runs on the same thread.
-    """
-    job = ex.job
-    ex.run()
-    job.reported = True
 
 
 async def call_in_thread(bridge: Bridge, fn: Hook) -> Any:

@@ -107,13 +107,12 @@ class ThreadExchange(ThreadBody):
         body_done: bool,
         unread: bool,
         adm: Admission[ThreadExchange],
-        main: Callable[[ThreadExchange], None],
     ) -> None:
         """``settings``: the bridge (:class:`._http.Bridge`); ``body``: the prefetched chunks.
 
         ``unread``: the request has no body and the server's (empty)
         ``http.request`` has not been received; a disconnect watcher takes it.
-        ``main(exchange)`` is what the worker runs; its job settles here.
+        The worker runs the request's job: :meth:`run`, which settles here.
         """
         self.ref = ref
         self.post = ref.post
@@ -150,10 +149,10 @@ class ThreadExchange(ThreadBody):
         self.reason = ""
         self.send_error: BaseException | None = None
         self.adm: Admission[ThreadExchange] | None = adm
-        job = Job(main, (self,), _NO_KWARGS, contextvars.copy_context())
+        job = Job(ThreadExchange.run, (self,), _NO_KWARGS, contextvars.copy_context())
         self.job: Any = job
         job.ref = ref
-        job.settle = self.on_settle
+        job.settle = _settle  # only if the job fails before run() posts the outcome
 
     @property
     def gone(self) -> bool:
@@ -163,13 +162,16 @@ class ThreadExchange(ThreadBody):
     # ------------------------------------------------------------ worker side
 
     def run(self) -> None:
-        """Run the app (in the worker), then post its outcome to the request task.
+        """The request's job (in the worker): run the app, then post its outcome.
 
         The outcome (``ok``, exception or None) is posted as soon as the app is
         done, before the worker looks for more work: measured here, reporting
         after the admission bookkeeping instead doubles the latency of a lone
-        request (~50 -> ~100 us). The request task then sends the final messages.
+        request (~50 -> ~100 us). The request task then sends the final
+        messages. The job is then marked ``reported``: the core posts nothing
+        more, and the pool asks the admission for the next queued request.
         """
+        job = self.job  # the request task drops it once the outcome is in
         ok = True
         value: BaseException | None = None
         if self.phase is not GONE:  # else its request was cancelled while it waited
@@ -186,6 +188,7 @@ class ThreadExchange(ThreadBody):
             pass
         finally:
             value = None  # the error's traceback holds this frame: no cycle through it
+        job.reported = True
 
     def _post(self, callback: Callable[[], None]) -> None:
         try:
@@ -364,3 +367,8 @@ class ThreadExchange(ThreadBody):
             if self.rx is None and phase is not GONE and (want_rx or phase is STREAMING):
                 self.rx_signal = make_signal(self.ref)
                 self.rx = spawn(self.ref, self._receive_loop)
+
+
+def _settle(job: Job, ok: bool, value: Any) -> None:
+    """A request job's ``settle``: the core's post when the job failed before it reported."""
+    job.args[0].on_settle(job, ok, value)

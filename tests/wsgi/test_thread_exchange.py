@@ -33,7 +33,7 @@ def test_c11_final_push_after_the_client_left_raises_with_the_reason() -> None:
     async def main() -> None:
         ex = ThreadExchange(
             batching_ref(current_loop_ref()), nothing, nothing, {}, settings, {}, deque(), 0,
-            True, False, None, lambda ex: None,  # type: ignore[arg-type]
+            True, False, None,  # type: ignore[arg-type]
         )  # fmt: skip
         ex.abandon("the client left for lunch")
         with pytest.raises(ClientDisconnected, match="the client left for lunch"):
