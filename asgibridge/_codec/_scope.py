@@ -141,9 +141,9 @@ def environ_to_scope(
     ``root_path`` is ``SCRIPT_NAME`` (``""`` with ``root_path_from_script_name=False``,
     for apps that route on the full path themselves) and ``path`` is the full
     ``SCRIPT_NAME`` + ``PATH_INFO``, both decoded from latin-1 "bytes as text" to
-    UTF-8 (kept as they are when they are not valid UTF-8). ``raw_path`` and
-    ``headers``: see the module docstring. ``state`` is shallow-copied, as the
-    lifespan specification requires for each request; ``extensions`` is passed as given.
+    UTF-8 (kept as they are when they are not valid UTF-8). ``raw_path``, ``headers``:
+    see the module docstring. ``state`` is shallow-copied (the lifespan specification
+    requires it per request); ``extensions`` is passed as given.
     """
     script_name = environ.get("SCRIPT_NAME") or ""
     path_info = environ.get("PATH_INFO") or ""
@@ -174,8 +174,7 @@ def environ_to_scope(
             server = (server_name, int(environ["SERVER_PORT"]))
         except (KeyError, TypeError, ValueError):
             server = (server_name, 443 if scheme == "https" else 80)
-    # A copy of a dict with the same keys costs less than a dict display.
-    scope = _TEMPLATE.copy()
+    scope = _TEMPLATE.copy()  # cheaper than a dict display (module docstring)
     scope["asgi"] = {"version": "3.0", "spec_version": "2.4"}
     scope["http_version"] = _HTTP_VERSIONS.get(environ.get("SERVER_PROTOCOL") or "", "1.1")
     scope["method"] = environ.get("REQUEST_METHOD") or "GET"
