@@ -54,6 +54,7 @@ class ThreadBody:
         "parked",
         "rx_paused",
         "timed_out",
+        "tq",
         "unread",
         "wake_posted",
         "want_rx",
@@ -74,7 +75,7 @@ class ThreadBody:
     rx_signal: Signal | None
     signal: Signal
     timed_out: bool
-    tq: SimpleQueue[None]
+    tq: SimpleQueue[None] | None
     unread: bool
     wake_posted: bool
     want_rx: bool
@@ -119,7 +120,7 @@ class ThreadBody:
                     raise ClientDisconnected(self.reason)
                 else:
                     data = None
-                    self.parked = True
+                    tq = self._park()
                     if not self.want_rx:
                         self.want_rx = True
                         post = not self.wake_posted
@@ -134,7 +135,7 @@ class ThreadBody:
                 return data, more
             if post:
                 self._post(self.signal.set)
-            if self._wait_for_client():
+            if self._wait_for_client(tq):
                 continue
             with lock:
                 if self.body or self.body_done or self.phase is GONE:
@@ -146,7 +147,26 @@ class ThreadBody:
                 "(WsgiToAsgi body_timeout); the upload is treated as abandoned"
             )
 
-    def _wait_for_client(self) -> bool:
+    def _park(self) -> SimpleQueue[None]:
+        """With ``lock`` held (worker): mark the worker parked; the queue it parks on.
+
+        Made on the first park, under the lock: most requests never park, and
+        the request task only reaches ``tq`` while ``parked`` is set (:meth:`_unpark`).
+        """
+        self.parked = True
+        tq = self.tq
+        if tq is None:
+            tq = self.tq = SimpleQueue()
+        return tq
+
+    def _unpark(self) -> None:
+        """With ``lock`` held, the worker parked (request task): wake the worker."""
+        self.parked = False
+        tq = self.tq
+        assert tq is not None  # made by _park() before it set ``parked``
+        tq.put(None)
+
+    def _wait_for_client(self, tq: SimpleQueue[None]) -> bool:
         """Park until woken (True) or until ``body_timeout`` passes (False).
 
         Past ``Admission.STALL_AFTER`` the worker counts as stalled (C15): it
@@ -157,18 +177,18 @@ class ThreadBody:
         first = Admission.STALL_AFTER
         if adm is None or (timeout is not None and timeout <= first):
             try:
-                self.tq.get(timeout=timeout)
+                tq.get(timeout=timeout)
             except Empty:
                 return False
             return True
         try:
-            self.tq.get(timeout=first)
+            tq.get(timeout=first)
             return True
         except Empty:
             pass
         stalled = adm.stall()
         try:
-            self.tq.get(timeout=None if timeout is None else timeout - first)
+            tq.get(timeout=None if timeout is None else timeout - first)
         except Empty:
             return False
         finally:
@@ -214,8 +234,7 @@ class ThreadBody:
                         if not msg.get("more_body", False):
                             self.body_done = True
                         if self.parked:
-                            self.parked = False
-                            self.tq.put(None)
+                            self._unpark()
                 elif typ == "http.disconnect":
                     with lock:
                         self._mark_gone(

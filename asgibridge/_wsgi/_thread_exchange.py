@@ -37,7 +37,6 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from queue import SimpleQueue
 from typing import Any
 
 from .._core import Background, Job, LoopRef, Signal, make_signal, spawn
@@ -89,7 +88,6 @@ class ThreadExchange(ThreadBody):
         "sent_b",
         "sent_n",
         "signal",
-        "tq",
         "window_b",
         "window_n",
     )
@@ -131,7 +129,7 @@ class ThreadExchange(ThreadBody):
         self.unread = unread
         self.phase = ACTIVE
         self.lock = threading.Lock()
-        self.tq: SimpleQueue[None] = SimpleQueue()
+        self.tq = None  # made on the worker's first park (_park): most never park
         self.signal = ref.signal()
         self.rx_signal: Signal | None = None
         self.rx: Background | None = None
@@ -234,10 +232,10 @@ class ThreadExchange(ThreadBody):
                     and self.queued_b - self.sent_b <= self.window_b
                 ):
                     return
-                self.parked = True
+                tq = self._park()
             finally:
                 lock.release()
-            self.tq.get()
+            tq.get()
 
     def push_wait(self, messages: list[Message]) -> None:
         """Send ``messages`` and return once the request task has sent them."""
@@ -258,8 +256,8 @@ class ThreadExchange(ThreadBody):
                     return
                 if self.phase is GONE:
                     raise ClientDisconnected(self.reason)
-                self.parked = True
-            self.tq.get()
+                tq = self._park()
+            tq.get()
 
     # -------------------------------------------------------------- loop side
 
@@ -269,8 +267,7 @@ class ThreadExchange(ThreadBody):
             self.phase = GONE
             self.reason = reason
         if self.parked:
-            self.parked = False
-            self.tq.put(None)
+            self._unpark()
 
     def abandon(self, reason: str) -> None:
         """The request task is going away: release the worker."""
@@ -361,8 +358,7 @@ class ThreadExchange(ThreadBody):
                     if streaming and self.phase is ACTIVE:
                         self.phase = STREAMING
                     if self.parked:
-                        self.parked = False
-                        self.tq.put(None)
+                        self._unpark()
             phase = self.phase
             if self.rx is None and phase is not GONE and (want_rx or phase is STREAMING):
                 self.rx_signal = make_signal(self.ref)
