@@ -83,13 +83,12 @@ class ThreadPool:
 
     def submit(self, job: Job) -> None:
         """Run ``job`` on an idle worker, a new one, or the first to finish (the backlog)."""
-        # acquire/release, not ``with``: half the instructions on this hot path
-        lock = self._lock
-        lock.acquire()
-        try:
+        # ``with``, not acquire()/try: this may run on the main thread (a loop there,
+        # or a caller's own), where a KeyboardInterrupt raised between acquire() and
+        # ``try`` would leave the lock held; ``with`` has no such gap. Worker-only
+        # paths (the pool's _main, finished(), a request's push/pull) use acquire().
+        with self._lock:
             inbox = self.claim(job)
-        finally:
-            lock.release()
         if inbox is not None:
             inbox.put(job)
 

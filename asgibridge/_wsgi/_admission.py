@@ -130,10 +130,11 @@ class Admission(Generic[E]):
 
     def admit(self, ex: E) -> None:
         """Start ``ex.job`` now, or queue it (and make sure a checker watches the queue)."""
-        # acquire/release, not ``with``: half the instructions on this hot path
-        lock = self._lock
-        lock.acquire()
-        try:
+        # ``with``, not acquire()/try: the loop's thread may be the main thread (a loop there,
+        # or a caller's own), where a KeyboardInterrupt raised between acquire() and
+        # ``try`` would leave the lock held; ``with`` has no such gap. Worker-only
+        # paths (the pool's _main, finished(), a request's push/pull) use acquire().
+        with self._lock:
             if self.active < self.soft and not self.queue:
                 self.active += 1
                 start = True
@@ -142,8 +143,6 @@ class Admission(Generic[E]):
                 start = False
                 check = not self.checking
                 self.checking = True
-        finally:
-            lock.release()
         if start:
             self.submit(ex.job)
         elif check:
@@ -248,9 +247,7 @@ class PoolAdmission(Admission[E]):
         """Start ``ex.job`` now, or queue it (and make sure a checker watches the queue)."""
         job = ex.job
         self.main = job.fn
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:  # not acquire()/try: see Admission.admit
             if self.active < self.soft and not self.queue:
                 inbox = self.pool.claim(job)
                 self.active += 1
@@ -260,8 +257,6 @@ class PoolAdmission(Admission[E]):
                 self.queue.append(ex)
                 check = not self.checking
                 self.checking = True
-        finally:
-            lock.release()
         if inbox is not None:
             inbox.put(job)
         elif check:
