@@ -299,6 +299,12 @@ class ThreadExchange(ThreadBody):
                 self.phase = SETTLED
             self.signal.set()
 
+    def _send_failed(self, exc: Exception) -> None:
+        """The server's ``send()`` raised: keep the error, and every later worker step raises."""
+        self.send_error = exc
+        with self.lock:
+            self._mark_gone(f"sending the response failed: {exc!r}")
+
     async def dispatch(self) -> None:
         """Send what the worker queues until its job has finished, then stop the receiver."""
         lock = self.lock
@@ -318,9 +324,7 @@ class ThreadExchange(ThreadBody):
                         for msg in msgs:
                             await send(msg)
                     except Exception as exc:
-                        self.send_error = exc
-                        with lock:
-                            self._mark_gone(f"sending the response failed: {exc!r}")
+                        self._send_failed(exc)
                 # Break the exchange <-> job cycle so that refcounting frees both
                 # now, not a later GC pass.
                 self.job = None
@@ -344,9 +348,7 @@ class ThreadExchange(ThreadBody):
                         for msg in msgs:
                             await send(msg)
                     except Exception as exc:
-                        self.send_error = exc
-                        with lock:
-                            self._mark_gone(f"sending the response failed: {exc!r}")
+                        self._send_failed(exc)
                     else:
                         last = msgs[-1]
                         streaming = (
