@@ -548,6 +548,24 @@ def test_a12_bare_streaming_response_served_on_waitress_without_lifespan() -> No
 
 # ------------------------------------------- A1 shutdown when a server is signalled
 
+
+def _with_default_sigint(cmd: list[str]) -> list[str]:
+    """``cmd``, exec'd with SIGINT and SIGQUIT back at their default dispositions.
+
+    A shell without job control starts background commands with both
+    ignored, and children inherit that (Python then installs no
+    KeyboardInterrupt handler): run that way, as some CI runners do, the
+    server under test never saw the Ctrl+C this test sends, and the test
+    failed every time. Resetting them before ``exec`` keeps the same
+    process, so the signal still reaches the server.
+    """
+    reset = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "signal.signal(signal.SIGQUIT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", reset, *cmd]
+
+
 _SIGNAL_APP = """
 import os
 import signal
@@ -620,7 +638,7 @@ def test_a1_lifespan_shutdown_when_the_server_is_signalled(
         cmd[5:5] = _NO_CONTROL_SOCKET
     env = dict(os.environ, ASGI_TEST_RECORD=str(record), PYTHONPATH=str(tmp_path))
     proc = subprocess.Popen(
-        cmd,
+        _with_default_sigint(cmd),
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
