@@ -86,7 +86,7 @@ class ThreadPool:
         # ``with``, not acquire()/try: this may run on the main thread (a loop there,
         # or a caller's own), where a KeyboardInterrupt raised between acquire() and
         # ``try`` would leave the lock held; ``with`` has no such gap. Worker-only
-        # paths (the pool's _main, finished(), a request's push/pull) use acquire().
+        # paths (the pool's _main with its after_job, a request's push/pull) use acquire().
         with self._lock:
             inbox = self.claim(job)
         if inbox is not None:

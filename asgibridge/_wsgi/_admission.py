@@ -3,11 +3,10 @@
 Theory of operation
 -------------------
 See :class:`Admission`. The thread request path (:mod:`._thread`) admits
-each request's job here instead of submitting it to the pool; the worker
-that finishes a request asks :meth:`Admission.finished` for the next
-queued one and runs it on the same thread. With a pool
-(:class:`PoolAdmission`), the pool's worker asks, through the pool's
-``after_job`` hook, in the critical section of its own book-keeping.
+each request's job here instead of submitting it to the pool. The pool's
+worker that finishes a request asks :class:`PoolAdmission` (the pool's
+``after_job`` hook, in the critical section of its own book-keeping) for the
+next queued one and runs it on the same thread.
 """
 
 from __future__ import annotations
@@ -133,7 +132,7 @@ class Admission(Generic[E]):
         # ``with``, not acquire()/try: the loop's thread may be the main thread (a loop there,
         # or a caller's own), where a KeyboardInterrupt raised between acquire() and
         # ``try`` would leave the lock held; ``with`` has no such gap. Worker-only
-        # paths (the pool's _main, finished(), a request's push/pull) use acquire().
+        # paths (the pool's _main with its after_job, a request's push/pull) use acquire().
         with self._lock:
             if self.active < self.soft and not self.queue:
                 self.active += 1
@@ -156,27 +155,6 @@ class Admission(Generic[E]):
             if not ex.gone:
                 return ex
         return None
-
-    def finished(self) -> E | None:
-        """A job ended (called in its worker): the next queued request to run, if any.
-
-        The worker runs it right away, on the same thread: no hand-off, no
-        extra runnable thread. None means the slot is free again.
-        """
-        lock = self._lock
-        lock.acquire()
-        try:
-            return self._finished_locked()
-        finally:
-            lock.release()
-
-    def _finished_locked(self) -> E | None:
-        """:meth:`finished`, with the lock held."""
-        self.done += 1
-        ex = self._pop_live() if self.queue else None
-        if ex is None:
-            self.active -= 1
-        return ex
 
     async def _check(self) -> None:
         """Grow past ``soft`` while queued requests wait behind blocked ones."""
@@ -234,7 +212,7 @@ class PoolAdmission(Admission[E]):
         """
         if job.fn is not self.main:
             return None  # not a request (a lifespan hook run on the pool)
-        # _finished_locked() inline: once per request
+        # The request's end is counted here; the next queued one runs on this thread.
         self.done += 1
         if self.queue:
             ex = self._pop_live()
