@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
+from time import monotonic, process_time
 from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
@@ -49,12 +50,19 @@ class Admission(Generic[E]):
     like a pool backlog, so a busy slot costs no thread wake-up.
 
     While requests are queued, one checker task per busy period wakes every
-    ``GROW_DELAY`` seconds. If no job finished since its last look, the
-    running jobs are blocked (I/O, sleeps, slow clients), so it starts more
-    queued requests on threads of their own, doubling the running count each
-    time, up to ``hard`` (the pool's ``max_workers``). An I/O-bound app thus
-    gets all its threads within milliseconds; a CPU-light app keeps the GIL
-    calm.
+    ``GROW_DELAY`` seconds and decides whether the running jobs are blocked
+    (I/O, sleeps, slow clients) rather than busy. They are when no job
+    finished since its last look, or when the process used less than
+    ``IDLE_CPU`` of one CPU over this period and the one before while
+    requests waited: Python code that runs holds the GIL and burns CPU, so a
+    process that sits idle with work queued is waiting on something. (Two
+    periods, because one may be another process taking the CPU.) Then it
+    starts more queued requests on threads of their own, doubling the running
+    count each time, never past ``hard`` (the pool's ``max_workers``). An
+    I/O-bound app thus gets its threads within milliseconds, however short
+    each wait (jobs that wait 1 ms each finish in every period, so "nothing
+    finished" alone never grew them); a CPU-light app keeps the GIL calm.
+    The running count shrinks back as workers find the queue empty.
 
     Queue entries are :class:`~._thread.ThreadExchange` objects (read here:
     ``job``, ``ref`` and ``gone``). An entry leaves the queue under the lock
@@ -73,6 +81,9 @@ class Admission(Generic[E]):
     """
 
     GROW_DELAY = 0.002
+    #: The process's CPU time over a checker's period, as a share of the period,
+    #: below which requests waiting in the queue mean the running ones are blocked.
+    IDLE_CPU = 0.75
     #: Seconds a worker waits for the client in a ``wsgi.input`` read before it
     #: counts as stalled. Uploads that keep flowing never get that far.
     STALL_AFTER = 0.005
@@ -159,9 +170,19 @@ class Admission(Generic[E]):
     async def _check(self) -> None:
         """Grow past ``soft`` while queued requests wait behind blocked ones."""
         seen = -1
+        idle = self.IDLE_CPU
+        was_idle = False
         try:
             while True:
+                wall = monotonic()
+                cpu = process_time()
                 await anyio.sleep(self.GROW_DELAY)
+                # Was the process idle (its CPU time over the period, as a share of
+                # the period) for this period and the one before? One alone may be
+                # another process taking the CPU.
+                now_idle = (process_time() - cpu) < idle * (monotonic() - wall)
+                idle_twice = now_idle and was_idle
+                was_idle = now_idle
                 starting: list[E] = []
                 with self._lock:
                     queue = self.queue
@@ -170,8 +191,11 @@ class Admission(Generic[E]):
                     if not queue:
                         self.checking = False
                         return
-                    if self.done == seen:  # nothing finished for a whole period
-                        for _ in range(max(1, min(self.active, self.hard - self.active))):
+                    # Nothing finished for a whole period, or requests waited while
+                    # the process sat idle: the running requests are blocked.
+                    if self.done == seen or idle_twice:
+                        # Double the running count, never past ``hard``.
+                        for _ in range(min(max(1, self.active), self.hard - self.active)):
                             ex = self._pop_live()
                             if ex is None:
                                 break
