@@ -62,7 +62,19 @@ class Admission(Generic[E]):
     I/O-bound app thus gets its threads within milliseconds, however short
     each wait (jobs that wait 1 ms each finish in every period, so "nothing
     finished" alone never grew them); a CPU-light app keeps the GIL calm.
-    The running count shrinks back as workers find the queue empty.
+    :meth:`admit` makes the same test when it is about to queue a request
+    (:meth:`_blocked_now`), over the time since it last looked, and then
+    starts the queue's head at once: at light load, requests that wait on a
+    database do not queue behind each other for the checker's two periods.
+
+    The running count shrinks back as workers find the queue empty, and while
+    requests are queued the checker halves it (not below ``soft``) when the
+    process used ``BUSY_CPU`` of one CPU or more for two periods in a row: the
+    GIL is saturated, and more runnable threads only add hand-offs. The next
+    workers to finish then go idle instead of taking a queued request
+    (``retire``, read by the pool's ``after_job``). So a count grown by a
+    spell of blocking, or by another process taking the CPU, comes back down
+    under sustained CPU-bound load.
 
     Queue entries are :class:`~._thread.ThreadExchange` objects (read here:
     ``job``, ``ref`` and ``gone``). An entry leaves the queue under the lock
@@ -84,6 +96,12 @@ class Admission(Generic[E]):
     #: The process's CPU time over a checker's period, as a share of the period,
     #: below which requests waiting in the queue mean the running ones are blocked.
     IDLE_CPU = 0.75
+    #: ... at or above which, for two periods in a row, the running count halves
+    #: (not below ``soft``): the GIL is busy, and more runnable threads only add hand-offs.
+    BUSY_CPU = 0.9
+    #: Shortest and longest look back, in seconds, for :meth:`_blocked_now`.
+    LOOK_MIN = 0.0002
+    LOOK_MAX = 0.005
     #: Seconds a worker waits for the client in a ``wsgi.input`` read before it
     #: counts as stalled. Uploads that keep flowing never get that far.
     STALL_AFTER = 0.005
@@ -94,8 +112,11 @@ class Admission(Generic[E]):
         "checking",
         "done",
         "hard",
+        "look_cpu",
+        "look_wall",
         "max_stalled",
         "queue",
+        "retire",
         "soft",
         "stalled",
         "submit",
@@ -113,7 +134,10 @@ class Admission(Generic[E]):
         self.stalled = 0
         self.done = 0
         self.checking = False
+        self.retire = 0  # workers to let go idle, though requests are queued (the checker's)
         self.queue: deque[E] = deque()
+        self.look_wall = -1.0  # when _blocked_now() last looked (monotonic), and
+        self.look_cpu = 0.0  # the process's CPU time then
 
     def stall(self) -> bool:
         """A worker waits for its client: stop counting it, start a queued request.
@@ -144,19 +168,45 @@ class Admission(Generic[E]):
         # or a caller's own), where a KeyboardInterrupt raised between acquire() and
         # ``try`` would leave the lock held; ``with`` has no such gap. Worker-only
         # paths (the pool's _main with its after_job, a request's push/pull) use acquire().
+        check = False
         with self._lock:
             if self.active < self.soft and not self.queue:
                 self.active += 1
-                start = True
+                start: E | None = ex
             else:
                 self.queue.append(ex)
-                start = False
-                check = not self.checking
-                self.checking = True
-        if start:
-            self.submit(ex.job)
-        elif check:
+                start = None
+                if self.active < self.hard and self._blocked_now():
+                    start = self._pop_live()  # the queue's head: it stays FIFO
+                    if start is not None:
+                        self.active += 1
+                if self.queue:
+                    check = not self.checking
+                    self.checking = True
+        if start is not None:
+            self.submit(start.job)
+        if check:
             spawn(ex.ref, self._check)
+
+    def _blocked_now(self) -> bool:
+        """Call with the lock held, about to queue: do the running requests look blocked?
+
+        True when, since the last look (``LOOK_MIN`` to ``LOOK_MAX`` seconds
+        ago), the process used less than ``IDLE_CPU`` of one CPU: with
+        requests running, an idle process means they wait on something. So a
+        request queued behind ones that wait on a database starts at once,
+        without the checker's two periods. A look further back than
+        ``LOOK_MAX`` (the start of a busy spell) only starts a new window.
+        """
+        now = monotonic()
+        window = now - self.look_wall
+        if window < self.LOOK_MIN:
+            return False
+        cpu = process_time()
+        idle = window <= self.LOOK_MAX and cpu - self.look_cpu < self.IDLE_CPU * window
+        self.look_wall = now
+        self.look_cpu = cpu
+        return idle
 
     def _pop_live(self) -> E | None:
         """Call with the lock held: the next queued request still worth running."""
@@ -171,18 +221,24 @@ class Admission(Generic[E]):
         """Grow past ``soft`` while queued requests wait behind blocked ones."""
         seen = -1
         idle = self.IDLE_CPU
-        was_idle = False
+        busy = self.BUSY_CPU
+        was_idle = was_busy = False
         try:
             while True:
                 wall = monotonic()
                 cpu = process_time()
                 await anyio.sleep(self.GROW_DELAY)
-                # Was the process idle (its CPU time over the period, as a share of
-                # the period) for this period and the one before? One alone may be
-                # another process taking the CPU.
-                now_idle = (process_time() - cpu) < idle * (monotonic() - wall)
+                # Was the process idle, or busy (its CPU time over the period, as a
+                # share of the period), for this period and the one before? One alone
+                # may be another process taking the CPU, or a burst.
+                cpu = process_time() - cpu
+                wall = monotonic() - wall
+                now_idle = cpu < idle * wall
+                now_busy = cpu >= busy * wall
                 idle_twice = now_idle and was_idle
+                busy_twice = now_busy and was_busy
                 was_idle = now_idle
+                was_busy = now_busy
                 starting: list[E] = []
                 with self._lock:
                     queue = self.queue
@@ -190,17 +246,22 @@ class Admission(Generic[E]):
                         queue.popleft()
                     if not queue:
                         self.checking = False
+                        self.retire = 0
                         return
                     # Nothing finished for a whole period, or requests waited while
                     # the process sat idle: the running requests are blocked.
                     if self.done == seen or idle_twice:
                         # Double the running count, never past ``hard``.
+                        self.retire = 0
                         for _ in range(min(max(1, self.active), self.hard - self.active)):
                             ex = self._pop_live()
                             if ex is None:
                                 break
                             self.active += 1
                             starting.append(ex)
+                    elif busy_twice and self.active > self.soft:
+                        # Halve it: the next workers to finish go idle (_after_job).
+                        self.retire = self.active - max(self.soft, self.active // 2)
                     seen = self.done
                 for ex in starting:
                     self.submit(ex.job)
@@ -208,6 +269,7 @@ class Admission(Generic[E]):
             # Cancelled with its loop: let the next queued request start a new checker.
             with self._lock:
                 self.checking = False
+                self.retire = 0
             raise
 
 
@@ -236,8 +298,14 @@ class PoolAdmission(Admission[E]):
         """
         if job.fn is not self.main:
             return None  # not a request (a lifespan hook run on the pool)
-        # The request's end is counted here; the next queued one runs on this thread.
+        # The request's end is counted here; the next queued one runs on this thread,
+        # unless the checker found the GIL busy and asked for fewer running threads.
         self.done += 1
+        if self.retire:
+            self.retire -= 1
+            if self.active > self.soft:
+                self.active -= 1
+                return None
         if self.queue:
             ex = self._pop_live()
             if ex is not None:
@@ -249,17 +317,24 @@ class PoolAdmission(Admission[E]):
         """Start ``ex.job`` now, or queue it (and make sure a checker watches the queue)."""
         job = ex.job
         self.main = job.fn
+        check = False
         with self._lock:  # not acquire()/try: see Admission.admit
             if self.active < self.soft and not self.queue:
                 inbox = self.pool.claim(job)
                 self.active += 1
-                check = False
             else:
                 inbox = None
                 self.queue.append(ex)
-                check = not self.checking
-                self.checking = True
+                if self.active < self.hard and self._blocked_now():
+                    head = self._pop_live()  # the queue's head: it stays FIFO
+                    if head is not None:
+                        job = head.job
+                        inbox = self.pool.claim(job)
+                        self.active += 1
+                if self.queue:
+                    check = not self.checking
+                    self.checking = True
         if inbox is not None:
             inbox.put(job)
-        elif check:
+        if check:
             spawn(ex.ref, self._check)
