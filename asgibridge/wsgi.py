@@ -112,9 +112,9 @@ class WsgiToAsgi:
     :param active_workers: thread mode: how many requests start at once
         before later ones queue. Extra runnable threads only add GIL
         hand-offs, so a queued request waits for a running one to finish,
-        unless no request has finished for 2 ms (they look blocked on I/O):
-        then it starts at once on another thread, up to ``max_workers``.
-        Default 2.
+        unless the running ones look blocked (the process sits idle while
+        requests wait, or none finished for 2 ms): then it starts at once on
+        another thread, up to ``max_workers``. Default 1.
     :param idle_timeout: thread mode: seconds before an idle worker thread
         exits. Default 60.
     :param max_headers: answer 400 to a request with more header lines (C21).
@@ -155,7 +155,7 @@ class WsgiToAsgi:
         executor: Literal["thread", "greenlet"] = "thread",
         max_workers: int = 40,
         max_stalled_uploads: int = 256,
-        active_workers: int = 2,
+        active_workers: int = 1,
         idle_timeout: float = 60.0,
         max_headers: int = 100,
         max_header_repeats: int = 32,

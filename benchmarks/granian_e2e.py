@@ -21,6 +21,7 @@ non-2xx responses and socket errors. Groups:
 * ``granian asgi``: ``granian --interface asgi``: a native ASGI app, then
   ``WsgiToAsgi`` in greenlet and thread mode, and a2wsgi's ``WSGIMiddleware``.
   Targets (issue 14): greenlet >= 0.70, thread >= 0.45 of native.
+  ``thread, active_workers=2`` is thread mode with the default of before.
   Floors: ``floor, greenlet`` and ``floor, thread`` build the environ, run
   the raw WSGI hello in a pooled greenlet (``run_in_greenlet``) or on one
   parked thread (an eventfd hand-off, back through ``call_soon_threadsafe``)
@@ -202,11 +203,17 @@ def _wsgi_floor(greenlet: bool) -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    """``wsgi_greenlet_floor`` and ``wsgi_thread_floor``, made when a server loads them."""
+    """``wsgi_greenlet_floor``, ``wsgi_thread_floor`` and ``thread_active_2``, made when loaded."""
     if name in ("wsgi_greenlet_floor", "wsgi_thread_floor"):
         app = _wsgi_floor(name == "wsgi_greenlet_floor")
         globals()[name] = app
         return app
+    if name == "thread_active_2":  # thread mode with the default of before (issue 14)
+        from asgibridge.wsgi import WsgiToAsgi
+        from examples.wsgi_hello import app as wsgi_app
+
+        globals()[name] = bridge = WsgiToAsgi(wsgi_app, active_workers=2)
+        return bridge
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -226,6 +233,10 @@ CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
     ("granian asgi", "native ASGI"): ("granian-asgi", "examples.wsgi_hello:native_asgi"),
     ("granian asgi", "WsgiToAsgi greenlet"): ("granian-asgi", "examples.wsgi_hello:asgi_greenlet"),
     ("granian asgi", "WsgiToAsgi thread"): ("granian-asgi", "examples.wsgi_hello:asgi_thread"),
+    ("granian asgi", "thread, active_workers=2"): (
+        "granian-asgi",
+        "benchmarks.granian_e2e:thread_active_2",
+    ),
     ("granian asgi", "a2wsgi WSGIMiddleware"): ("granian-asgi", "examples.wsgi_hello:a2wsgi_app"),
     ("granian asgi", "floor, greenlet"): (
         "granian-asgi",
@@ -243,6 +254,7 @@ CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
     ("uvicorn", "native ASGI"): ("uvicorn", "examples.wsgi_hello:native_asgi"),
     ("uvicorn", "WsgiToAsgi greenlet"): ("uvicorn", "examples.wsgi_hello:asgi_greenlet"),
     ("uvicorn", "WsgiToAsgi thread"): ("uvicorn", "examples.wsgi_hello:asgi_thread"),
+    ("uvicorn", "thread, active_workers=2"): ("uvicorn", "benchmarks.granian_e2e:thread_active_2"),
     ("uvicorn", "floor, greenlet"): ("uvicorn", "benchmarks.granian_e2e:wsgi_greenlet_floor"),
     ("uvicorn", "floor, thread"): ("uvicorn", "benchmarks.granian_e2e:wsgi_thread_floor"),
     ("granian wsgi", "raw WSGI"): ("granian-wsgi", "examples.asgi_hello:wsgi_hello"),
@@ -274,6 +286,8 @@ FLOORS = {
     ("granian asgi", "WsgiToAsgi thread"): "floor, thread",
     ("uvicorn", "WsgiToAsgi greenlet"): "floor, greenlet",
     ("uvicorn", "WsgiToAsgi thread"): "floor, thread",
+    ("granian asgi", "thread, active_workers=2"): "floor, thread",
+    ("uvicorn", "thread, active_workers=2"): "floor, thread",
     ("granian wsgi", "AsgiToWsgi"): "floor",
     ("gunicorn", "AsgiToWsgi"): "floor",
 }
