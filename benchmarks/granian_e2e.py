@@ -38,6 +38,7 @@ non-2xx responses and socket errors. Groups:
   ``AsgiToWsgi`` >= 0.50 of raw WSGI, or within 10% of the floor when the
   floor is lower.
 * ``gunicorn``: the same on gunicorn, gthread worker with 8 threads.
+* ``waitress``: the same on waitress, 8 threads.
 
 Needs ``wrk`` on PATH (``apt-get install -y wrk``).
 """
@@ -269,6 +270,11 @@ CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
     ("gunicorn", "AsgiToWsgi"): ("gunicorn", "examples.asgi_hello:asgibridge_app"),
     ("gunicorn", "floor"): ("gunicorn", "examples.asgi_hello:handoff_floor"),
     ("gunicorn", "floor, batched"): ("gunicorn", "examples.asgi_hello:handoff_floor_batched"),
+    ("waitress", "raw WSGI"): ("waitress", "examples.asgi_hello:wsgi_hello"),
+    ("waitress", "AsgiToWsgi"): ("waitress", "examples.asgi_hello:asgibridge_app"),
+    ("waitress", "a2wsgi ASGIMiddleware"): ("waitress", "examples.asgi_hello:a2wsgi_app"),
+    ("waitress", "floor"): ("waitress", "examples.asgi_hello:handoff_floor"),
+    ("waitress", "floor, batched"): ("waitress", "examples.asgi_hello:handoff_floor_batched"),
 }
 
 TARGETS = {
@@ -278,6 +284,7 @@ TARGETS = {
     ("uvicorn", "WsgiToAsgi thread"): 0.71,
     ("granian wsgi", "AsgiToWsgi"): 0.50,
     ("gunicorn", "AsgiToWsgi"): 0.50,
+    ("waitress", "AsgiToWsgi"): 0.50,
 }
 
 #: (group, contender) -> the floor it is compared with in the summary.
@@ -290,6 +297,7 @@ FLOORS = {
     ("uvicorn", "thread, active_workers=2"): "floor, thread",
     ("granian wsgi", "AsgiToWsgi"): "floor",
     ("gunicorn", "AsgiToWsgi"): "floor",
+    ("waitress", "AsgiToWsgi"): "floor",
 }
 
 
@@ -315,6 +323,11 @@ def command(server: str, target: str, port: int, granian_loop: str) -> list[str]
             py, "-m", "gunicorn", target, "--bind", f"127.0.0.1:{port}", "--workers", "1",
             "--worker-class", "gthread", "--threads", "8", "--log-level", "warning",
             *_NO_CONTROL_SOCKET,
+        ]  # fmt: skip
+    if server == "waitress":
+        return [
+            py, "-m", "waitress", "--host", "127.0.0.1", "--port", str(port), "--threads", "8",
+            target,
         ]  # fmt: skip
     raise ValueError(f"unknown server {server!r}")
 
