@@ -53,12 +53,17 @@ from ._asgi import (
     PathSend,
     ResponseBody,
     bad_start,
+    check_count,
+    check_timeout,
     cut_body,
     declared_length,
+    eventfd_write,
     plain,
     run_startup,
     send_file,
     shutdown,
+    unwatch,
+    watch,
 )
 from ._codec import environ_to_scope, status_line, wsgi_headers
 from ._core import BackgroundLoop, current_home, thread_state
@@ -99,20 +104,6 @@ atexit.register(_at_exit)
 
 def _not_started(*args: Any) -> None:
     raise RuntimeError("the bridge's event loop is not running in this process")
-
-
-def _check_timeout(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
-    return float(value)
-
-
-def _check_count(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 class AsgiToWsgi:
@@ -188,11 +179,11 @@ class AsgiToWsgi:
         #: What requests and the lifespan call: ``app`` itself, or an ASGI 2 app wrapped.
         self._app3: ASGIApp = single_callable(app)
         self.lifespan = lifespan
-        self._startup_timeout = _check_timeout("startup_timeout", startup_timeout)
-        self._shutdown_timeout = _check_timeout("shutdown_timeout", shutdown_timeout)
-        self._background_timeout = _check_timeout("background_timeout", background_timeout)
-        self._send_buffer = _check_count("send_buffer", send_buffer, 1)
-        self._read_chunk_size = _check_count("read_chunk_size", read_chunk_size, 1)
+        self._startup_timeout = check_timeout("startup_timeout", startup_timeout)
+        self._shutdown_timeout = check_timeout("shutdown_timeout", shutdown_timeout)
+        self._background_timeout = check_timeout("background_timeout", background_timeout)
+        self._send_buffer = check_count("send_buffer", send_buffer, 1)
+        self._read_chunk_size = check_count("read_chunk_size", read_chunk_size, 1)
         self._root_path_from_script_name = bool(root_path_from_script_name)
         self._own_loop = loop is None
         self._loop = loop if loop is not None else BackgroundLoop("asgibridge-asgi")
@@ -260,7 +251,8 @@ class AsgiToWsgi:
             self._pid = os.getpid()
             self._aloop = ref.loop
             self._post = ref.post
-            self._launcher = Launcher(ref.loop)
+            launcher = self._launcher = Launcher(ref.loop)
+            self._loop.call(watch, launcher)  # wake-ups by eventfd where possible (_launch)
             thread = self._loop.thread
             self._loop_ident = (thread.ident or 0) if thread is not None else 0
             if self.lifespan == "off":
@@ -302,7 +294,7 @@ class AsgiToWsgi:
         automatically at interpreter exit. A failed or timed-out shutdown is
         logged, not raised.
         """
-        bound = self._shutdown_timeout if timeout is None else _check_timeout("timeout", timeout)
+        bound = self._shutdown_timeout if timeout is None else check_timeout("timeout", timeout)
         with self._lock:
             status = self._status
             self._status = _CLOSED
@@ -312,6 +304,7 @@ class AsgiToWsgi:
             try:
                 tasks = self._launcher.tasks
                 self._loop.call(shutdown, tasks, self._runner, bound, status == _READY)
+                self._loop.call(unwatch, self._launcher)  # a shared loop runs on
             except SchedulerError:
                 logger.debug("the background loop was already closed at shutdown")
         if self._own_loop:
@@ -351,7 +344,11 @@ class AsgiToWsgi:
         try:
             if not launcher.posted:
                 launcher.posted = True
-                self._post(launcher.launch_all)
+                fd = launcher.fd
+                if fd >= 0 and not self._aloop.is_closed():
+                    eventfd_write(fd, 1)  # the loop watches it (_launch)
+                else:  # raises RuntimeError on a closed loop
+                    self._post(launcher.launch_all)
         except RuntimeError:  # the loop was closed under us (a shared loop, closed elsewhere)
             launcher.posted = False
             launcher.queue.clear()

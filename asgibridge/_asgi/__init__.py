@@ -21,9 +21,9 @@ and imports everything else from here:
 from __future__ import annotations
 
 from ._answers import ERROR_TEXT, LOOP_STOPPED, ON_LOOP_THREAD, bad_start, plain, send_file
-from ._bridge import Bridge
+from ._bridge import Bridge, check_count, check_timeout
 from ._exchange import TRANSITIONS, Exchange, Phase
-from ._launch import Launcher
+from ._launch import Launcher, eventfd_write, unwatch, watch
 from ._lifespan import AUTO_ENGAGE_WAIT, LifespanRunner, Outcome
 from ._lifetime import judge_startup, run_startup, shutdown
 from ._response import END, Failure, FileBody, PathSend, ResponseBody, cut_body, declared_length
@@ -46,11 +46,16 @@ __all__ = [
     "Phase",
     "ResponseBody",
     "bad_start",
+    "check_count",
+    "check_timeout",
     "cut_body",
     "declared_length",
+    "eventfd_write",
     "judge_startup",
     "plain",
     "run_startup",
     "send_file",
     "shutdown",
+    "unwatch",
+    "watch",
 ]

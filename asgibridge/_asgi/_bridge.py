@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from .._types import ASGIApp
 from ._launch import Launcher
 
-__all__ = ["Bridge"]
+__all__ = ["Bridge", "check_count", "check_timeout"]
 
 
 class Bridge(Protocol):
@@ -35,3 +35,19 @@ class Bridge(Protocol):
     _aloop: asyncio.AbstractEventLoop
     #: Schedules a callback on the loop from any thread (``loop.call_soon_threadsafe``).
     _post: Callable[..., Any]
+
+
+def check_timeout(name: str, value: float | None) -> float | None:
+    """A bridge option in seconds: a positive number, or ``None`` for no bound."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
+    return float(value)
+
+
+def check_count(name: str, value: int, minimum: int) -> int:
+    """A bridge option that counts something: an int of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value

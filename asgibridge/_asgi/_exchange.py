@@ -7,7 +7,9 @@ counts wake-ups. A plain request costs exactly two:
 
 1. the WSGI thread builds the scope, reads a small request body itself (so
    the app's first ``receive()`` needs no hand-off, see :mod:`._request`),
-   and posts *one* callback to the loop that creates the ASGI task;
+   and wakes the loop *once* to create the ASGI task (an ``eventfd`` write
+   where the loop can watch one, else one ``call_soon_threadsafe``; see
+   :mod:`._launch`);
 2. the task's ``send()`` calls append to a ``deque`` and wake the WSGI thread
    only when that deque was empty. ``http.response.start`` never wakes it:
    a WSGI server cannot send headers before the first body chunk anyway, so
