@@ -7,8 +7,10 @@ A :class:`ThreadExchange` is made by the thread request path
 from then on: the worker runs the app and posts its outcome through it
 (:meth:`~ThreadExchange.run`), ``run_wsgi`` talks to it as its transport
 (``push``, ``push_wait``, ``pull``), and the request task sends what it
-queues (:meth:`~ThreadExchange.dispatch`). Only its own methods write its
-fields. Fields written by both sides are guarded by ``lock``; ``tq`` is where
+queues: it waits for the first wake-up itself, runs the rounds of a response
+that streams in :meth:`~ThreadExchange.dispatch`, and sends what is left
+once the outcome is in (:meth:`~ThreadExchange.settled_messages`). Only its
+own methods write its fields. Fields written by both sides are guarded by ``lock``; ``tq`` is where
 the worker parks, and any loop-side event that could unblock it puts a token
 there (the worker re-checks its condition after every wake).
 
@@ -299,40 +301,24 @@ class ThreadExchange(ThreadBody):
                 self.phase = SETTLED
             self.signal.set()
 
-    def _send_failed(self, exc: Exception) -> None:
+    def send_failed(self, exc: Exception) -> None:
         """The server's ``send()`` raised: keep the error, and every later worker step raises."""
         self.send_error = exc
         with self.lock:
             self._mark_gone(f"sending the response failed: {exc!r}")
 
     async def dispatch(self) -> None:
-        """Send what the worker queues until its job has finished, then stop the receiver."""
+        """Send what the worker queues, round after round, until its outcome is in.
+
+        The request task waits for the first wake-up itself, and calls this
+        only when it was not the outcome (a response that streams, or a read
+        past the prefetched body); then it sends the rest
+        (:meth:`settled_messages`) and stops the receiver (:meth:`stop_receiver`).
+        """
         lock = self.lock
         send = self.send
         signal = self.signal
         while True:
-            await signal.wait()
-            if self.outcome is not None:
-                # The worker posted its outcome as its last act on this exchange:
-                # nothing it writes changes any more, so no lock.
-                msgs = self.pending
-                final = self.final
-                if final is not None:
-                    msgs = msgs + final if msgs else final
-                if msgs and self.phase is not GONE:
-                    try:
-                        for msg in msgs:
-                            await send(msg)
-                    except Exception as exc:
-                        self._send_failed(exc)
-                # Break the exchange <-> job cycle so that refcounting frees both
-                # now, not a later GC pass.
-                self.job = None
-                rx = self.rx
-                if rx is not None:
-                    rx.cancel()
-                    await rx.join()
-                return
             with lock:
                 msgs = self.pending
                 nbytes = self.pending_b
@@ -348,7 +334,7 @@ class ThreadExchange(ThreadBody):
                         for msg in msgs:
                             await send(msg)
                     except Exception as exc:
-                        self._send_failed(exc)
+                        self.send_failed(exc)
                     else:
                         last = msgs[-1]
                         streaming = (
@@ -365,6 +351,33 @@ class ThreadExchange(ThreadBody):
             if self.rx is None and phase is not GONE and (want_rx or phase is STREAMING):
                 self.rx_signal = make_signal(self.ref)
                 self.rx = spawn(self.ref, self._receive_loop)
+            await signal.wait()
+            if self.outcome is not None:
+                return
+
+    def settled_messages(self) -> list[Message]:
+        """Once the outcome is in: the messages left to send, in order (none once ``GONE``).
+
+        The worker posted its outcome as its last act on this exchange:
+        nothing it writes changes any more, so no lock.
+        """
+        # Break the exchange <-> job cycle so that refcounting frees both now,
+        # not a later GC pass.
+        self.job = None
+        if self.phase is GONE:
+            return []
+        msgs = self.pending
+        final = self.final
+        if final is not None:
+            return msgs + final if msgs else final
+        return msgs
+
+    async def stop_receiver(self) -> None:
+        """Cancel the receiver task, once the response is sent, and wait for it to end."""
+        rx = self.rx
+        if rx is not None:
+            rx.cancel()
+            await rx.join()
 
 
 def _settle(job: Job, ok: bool, value: Any) -> None:
