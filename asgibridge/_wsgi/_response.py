@@ -99,13 +99,17 @@ class _Response:
 
     __slots__ = ("exempt", "headers", "length", "phase", "sent", "status", "transport")
 
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    length: int | None
+
     def __init__(self, transport: Transport, exempt: bool) -> None:
         self.transport = transport
         self.exempt = exempt  # HEAD: a Content-Length without a body is normal
         self.phase: ResponsePhase = _NEW
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.length: int | None = None
+        # ``status``, ``headers`` and ``length`` are first written by start_response();
+        # every reader runs only once the phase has left NEW (three stores and a list
+        # fewer per request).
         self.sent = 0
 
     def start_response(
@@ -341,15 +345,16 @@ def run_wsgi(
         if iterable.__class__ is list or iterable.__class__ is tuple:
             # Every chunk already exists, so sending the last one as final
             # delays nothing and saves a message.
-            last = len(iterable) - 1
-            for i, chunk in enumerate(iterable):
+            left = len(iterable)  # a count, not enumerate(): no object per response
+            for chunk in iterable:
+                left -= 1
                 if chunk.__class__ is not bytes:
                     chunk = _as_bytes(chunk)
                 if not chunk:
                     continue
                 if r.phase is _NEW:
                     raise _body_before_start("returned")
-                if i == last and r.length is None:
+                if not left and r.length is None:
                     r.length = r.sent + len(chunk)
                 if r.body(chunk):
                     break  # DONE: nothing left to finish
@@ -371,6 +376,7 @@ def run_wsgi(
         if not transport.gone:
             raise
     finally:
-        close = getattr(iterable, "close", None)
-        if close is not None:
-            close()
+        if iterable.__class__ is not list:  # a plain list has no close()
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()

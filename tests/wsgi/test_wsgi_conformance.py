@@ -383,6 +383,48 @@ def test_c9_close_called_on_normal_end(make: Bridges, backend: str) -> None:
     assert body.closed.is_set()
 
 
+def test_c9_close_called_on_a_list_subclass(make: Bridges, backend: str) -> None:
+    """A ``list`` subclass with ``close()`` is closed (only a plain list is known to have none)."""
+    closed: list[bool] = []
+
+    class ClosingList(list[bytes]):
+        def close(self) -> None:
+            closed.append(True)
+
+    assert request(backend, make(closing_app(ClosingList([b"a", b"b"])))).body == b"ab"  # type: ignore[arg-type]
+    assert closed == [True]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "bodies"),
+    [
+        ([b"ab"], [(b"ab", False)]),
+        ([b"a", b"b"], [(b"a", True), (b"b", False)]),
+        ((b"a", b"b"), [(b"a", True), (b"b", False)]),
+        ([b"a", b""], [(b"a", True), (b"", False)]),
+        ([b"", b"a"], [(b"a", False)]),
+        ([b"a", b"", b"b"], [(b"a", True), (b"b", False)]),
+        ([b"", b""], [(b"", False)]),
+        ([], [(b"", False)]),
+    ],
+)
+def test_c7_c20_list_bodies_end_with_their_last_non_empty_chunk(
+    make: Bridges, backend: str, chunks: Any, bodies: list[tuple[bytes, bool]]
+) -> None:
+    """A list or tuple body: its last item, if not empty, is the final message; else one more.
+
+    Empty items send nothing, and the response starts with the first non-empty one (C7).
+    """
+
+    def app(environ: Environ, start_response: StartResponse) -> Any:
+        start_response("200 OK", [])
+        return chunks
+
+    result = request(backend, make(app))
+    assert [m["type"] for m in result.messages].count("http.response.start") == 1
+    assert [(m.get("body", b""), m.get("more_body", False)) for m in result.bodies] == bodies
+
+
 def test_c9_close_called_on_app_error(make: Bridges, backend: str) -> None:
     body = Closing([b"a", b"b"], fail_at=1)
     with pytest.raises(RuntimeError, match="mid-response"):
