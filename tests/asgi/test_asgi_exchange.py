@@ -92,3 +92,55 @@ def test_a1_request_tasks_honour_a_task_factory_on_a_shared_loop() -> None:
     finally:
         bridge.close()
         loop.close()
+
+
+def test_a1_finish_waits_for_a_job_being_queued_and_moves_it_on(monkeypatch: Any) -> None:
+    """finish() takes no lock on a plain request, yet a thread-sensitive job that submit()
+    is queueing at that moment (it saw ``accepting`` set) is not stranded in the inbox:
+    finish waits for it and hands it to the shared lane."""
+    import threading
+    import time
+
+    from asgibridge._asgi import _wsgi_thread
+    from asgibridge._core import Job, _scheduler
+
+    moved: list[Job] = []
+
+    class Lane:
+        def submit(self, job: Job) -> None:
+            moved.append(job)
+
+    class Scheduler:
+        def default_lane(self) -> Lane:
+            return Lane()
+
+    queueing = threading.Event()
+
+    class SlowTrue:
+        """``accepting`` while submit() reads it: the loop thread stalls right there."""
+
+        def __bool__(self) -> bool:
+            queueing.set()
+            time.sleep(0.2)
+            return True
+
+    monkeypatch.setattr(_scheduler, "default_scheduler", Scheduler)
+    monkeypatch.setattr(_wsgi_thread, "default_scheduler", Scheduler)
+    bridge = AsgiToWsgi(_app, lifespan="off")
+    try:
+        state = thread_state()
+        ex = Exchange(bridge, state, current_home(state))
+        job = Job(print, (), {}, contextvars.copy_context())
+        ex.accepting = SlowTrue()  # type: ignore[assignment]
+        loop_side = threading.Thread(target=ex.submit, args=(job,))
+        loop_side.start()
+        assert queueing.wait(10)
+        ex.finish()  # while submit() is still queueing the job
+        loop_side.join(10)
+        assert moved == [job]
+        assert state.inbox.empty()
+        late = Job(print, (), {}, contextvars.copy_context())
+        ex.submit(late)  # after finish: straight to the lane
+        assert moved == [job, late]
+    finally:
+        bridge.close()
