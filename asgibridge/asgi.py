@@ -364,7 +364,9 @@ class AsgiToWsgi:
             length = declared_length(headers)
             if pending and pending[0] is END:
                 pending.popleft()
-                ex.finish()
+                ex.accepting = False  # ex.finish() inline: most requests offer no job
+                if ex.jobs_seen:
+                    ex.finish()
                 if 0 <= length < len(item):  # never more than the app's Content-Length (A14)
                     cut_body(ex.scope, len(item) - length)
                     item = item[:length]

@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 __all__ = ["Launcher", "eventfd_write", "unwatch", "watch"]
 
 _HAS_EVENTFD = hasattr(os, "eventfd")
+_TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)  # once, not per task
+
 if _HAS_EVENTFD:
     _eventfd_read = os.eventfd_read
     #: Wakes the loop through :attr:`Launcher.fd` (only called while that is >= 0).
@@ -122,8 +124,10 @@ class Launcher:
             ex = queue.popleft()
             if factory:
                 task = _create_task(loop, ex.run(), ex.context)
-            elif sys.version_info >= (3, 11):
-                task = Task(ex.run(), loop=loop, context=ex.context)
+            elif _TASK_TAKES_CONTEXT:
+                task = Task(  # type: ignore[call-arg,unused-ignore]  # 3.10: no context=
+                    ex.run(), loop=loop, context=ex.context
+                )
             else:  # pragma: no cover - 3.10 copies the context it is created in
                 task = ex.context.run(Task, ex.run(), loop=loop)
             ex.task = task
