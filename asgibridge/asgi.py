@@ -252,7 +252,7 @@ class AsgiToWsgi:
             self._aloop = ref.loop
             self._post = ref.post
             launcher = self._launcher = Launcher(ref.loop)
-            self._loop.call(watch, launcher)  # wake-ups by eventfd where possible (_launch)
+            ref.post(watch, launcher)  # wake-ups by eventfd where possible (_launch)
             thread = self._loop.thread
             self._loop_ident = (thread.ident or 0) if thread is not None else 0
             if self.lifespan == "off":

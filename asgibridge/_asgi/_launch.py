@@ -12,7 +12,9 @@ appends and pops are atomic.
 How the loop is woken
     Where ``os.eventfd`` exists and the loop can watch a file descriptor
     (``add_reader``: the stdlib selector loops, uvloop), the launcher owns an
-    eventfd that the loop watches (:func:`watch`), and waking the loop is one
+    eventfd that the loop watches (:func:`watch`, posted when the bridge
+    starts, not waited for: requests before it runs are posted), and waking
+    the loop is one
     ``eventfd_write`` on it (:attr:`Launcher.fd`). That is much cheaper than
     ``call_soon_threadsafe``: no ``Handle`` and context copy per wake-up, and
     no self-pipe, which asyncio drains until ``recv()`` raises
@@ -143,11 +145,14 @@ def _create_task(
     return context.run(loop.create_task, coro)  # pragma: no cover - 3.10
 
 
-async def watch(launcher: Launcher) -> None:
-    """On the loop: make the launcher's eventfd and watch it, where both are possible."""
-    if not _HAS_EVENTFD or launcher.fd >= 0:
+def watch(launcher: Launcher) -> None:
+    """Loop callback: make the launcher's eventfd and watch it, where both are possible.
+
+    Posted when the bridge starts; requests that come before it runs are posted.
+    """
+    loop = launcher.loop
+    if not _HAS_EVENTFD or launcher.fd >= 0 or loop is None:
         return
-    loop = asyncio.get_running_loop()
     fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
     try:
         loop.add_reader(fd, launcher.launch_all)

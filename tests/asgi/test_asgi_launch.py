@@ -75,7 +75,8 @@ def test_a1_loop_watches_an_eventfd_and_every_request_starts_once() -> None:
     """With eventfd wake-ups, concurrent requests from several threads all start, once each."""
     bridge = AsgiToWsgi(_hello, lifespan="off")
     try:
-        bridge.start()
+        bridge.start()  # posts watch(): the first request, posted after it, finds it done
+        assert _get(bridge) == ("200 OK", b"/")
         assert bridge._launcher.fd >= 0
         assert _hammer(bridge, threads=6, each=40) == []
         assert not bridge._launcher.queue
@@ -163,7 +164,7 @@ def test_a1_request_after_the_shared_loop_closed_is_a_503() -> None:
 def test_a1_launcher_closes_its_eventfd_when_freed() -> None:
     """The eventfd lives as long as its launcher: closed when the bridge and loop let go."""
     bridge = AsgiToWsgi(_hello, lifespan="off")
-    bridge.start()
+    assert _get(bridge)[0] == "200 OK"
     fd = bridge._launcher.fd
     assert fd >= 0
     os.fstat(fd)  # open
@@ -227,3 +228,26 @@ def test_a1_launch_all_reads_the_eventfd_before_it_clears_posted(
     posted, pending, started = asyncio.run(main())
     assert started == 2
     assert pending or not posted
+
+
+def test_a1_first_request_on_the_shared_loops_own_thread_is_refused_as_before() -> None:
+    """Starting the bridge posts its eventfd watch instead of waiting for it, so a first
+    request made on the shared loop's own thread still gets the loop-thread error."""
+    from asgibridge.errors import SchedulerError
+
+    loop = BackgroundLoop("test-on-loop-thread")
+    bridge = AsgiToWsgi(_hello, lifespan="off", loop=loop)
+
+    async def call_from_loop() -> str:
+        try:
+            _get(bridge)
+        except SchedulerError as exc:
+            return str(exc)
+        return "served"
+
+    try:
+        assert "its own event loop thread" in loop.call(call_from_loop)
+        assert _get(bridge, "/after") == ("200 OK", b"/after")
+    finally:
+        bridge.close()
+        loop.close()
