@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextvars
 from collections import deque
 from os import getpid
-from typing import Any
+from typing import Any, cast
 
 from .._core import Job, current_batching_ref, run_job_async
 from .._types import Receive, Scope, Send
@@ -63,6 +63,10 @@ from ._thread_exchange import ThreadExchange
 __all__ = ["THREAD", "call_in_thread", "serve_thread"]
 
 _EMPTY: dict[str, Any] = {}
+#: The body of a request that has none: never read (its ``wsgi.input`` is
+#: ``EMPTY_INPUT``) and never written (the receiver appends only while the body
+#: has not ended). A tuple, so that a change that broke this fails loudly.
+_NO_BODY = cast("deque[bytes]", ())
 
 
 async def serve_thread(bridge: Bridge, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,7 +80,6 @@ async def serve_thread(bridge: Bridge, scope: Scope, receive: Receive, send: Sen
     environ["asgi.scope"] = scope
     length_text = environ.get("CONTENT_LENGTH")
     length = int(length_text) if length_text else None
-    body: deque[bytes] = deque()  # the start of the body, read before a worker is taken (C15)
     if length == 0 or (
         length is None
         and environ["REQUEST_METHOD"] in BODYLESS_METHODS
@@ -84,11 +87,13 @@ async def serve_thread(bridge: Bridge, scope: Scope, receive: Receive, send: Sen
         and environ["SERVER_PROTOCOL"] in BODYLESS_PROTOCOLS
     ):  # no body: the server's empty http.request stays unread
         bodyless = True
+        body = _NO_BODY
         got = 0
         done = True
         inp: Any = EMPTY_INPUT
-    else:
+    else:  # the start of the body, read before a worker is taken (C15)
         bodyless = False
+        body = deque()
         read = await _read_start(receive, body, length, bridge.prefetch)
         if read is None:
             return  # the client left before the app ran: nothing to answer

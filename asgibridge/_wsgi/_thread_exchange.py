@@ -34,11 +34,11 @@ arrives).
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextvars import copy_context
 from typing import Any
 
 from .._core import Background, Job, LoopRef, Signal, make_signal, spawn
@@ -54,6 +54,7 @@ __all__ = ["ThreadExchange"]
 logger = logging.getLogger("asgibridge.wsgi")
 
 _NO_KWARGS: dict[str, Any] = {}  # a job's keyword arguments: read, never written
+_Lock = threading.Lock
 
 
 class ThreadExchange(ThreadBody):
@@ -130,7 +131,7 @@ class ThreadExchange(ThreadBody):
         self.body_done = body_done
         self.unread = unread
         self.phase = ACTIVE
-        self.lock = threading.Lock()
+        self.lock = _Lock()
         self.tq = None  # made on the worker's first park (_park): most never park
         self.signal = ref.signal()
         self.rx_signal: Signal | None = None
@@ -149,7 +150,7 @@ class ThreadExchange(ThreadBody):
         self.reason = ""
         self.send_error: BaseException | None = None
         self.adm: Admission[ThreadExchange] | None = adm
-        job = Job(ThreadExchange.run, (self,), _NO_KWARGS, contextvars.copy_context())
+        job = Job(_run, (self,), _NO_KWARGS, copy_context())
         self.job: Any = job
         job.ref = ref
         job.settle = _settle  # only if the job fails before run() posts the outcome
@@ -378,6 +379,10 @@ class ThreadExchange(ThreadBody):
         if rx is not None:
             rx.cancel()
             await rx.join()
+
+
+#: The request's job function (a global: one lookup fewer per request than the attribute).
+_run = ThreadExchange.run
 
 
 def _settle(job: Job, ok: bool, value: Any) -> None:
