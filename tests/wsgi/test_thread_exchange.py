@@ -153,3 +153,37 @@ def test_c10_a_body_prefetched_whole_reads_back_exactly_in_small_reads() -> None
         anyio.run(main)
     finally:
         bridge.close()
+
+
+def test_c14_body_data_sent_for_a_get_while_it_streams_is_ignored_not_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server that sends body data for a body-less GET while its response streams.
+
+    The bridge has no body buffer for such a request (its ``wsgi.input`` is
+    empty from the start), so the receiver must not store the data: it warns
+    once and stops watching, and the response streams to its end.
+    """
+
+    def app(environ: Any, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        assert environ["wsgi.input"].read() == b""
+        for chunk in (b"ab", b"cd", b"ef"):
+            yield chunk
+            time.sleep(0.005)  # the receiver runs while the app streams
+
+    bridge = WsgiToAsgi(app)
+    confused = {"type": "http.request", "body": b"junk", "more_body": True}
+
+    async def main() -> None:
+        result = await call(bridge, make_scope(), inbox=[confused], then="never")
+        assert b"".join(m.get("body", b"") for m in result.bodies) == b"abcdef"
+        assert result.bodies[-1].get("more_body", False) is False
+        assert result.receives == 1
+
+    try:
+        with caplog.at_level("WARNING", logger="asgibridge.wsgi"):
+            anyio.run(main)
+    finally:
+        bridge.close()
+    assert any("after the request body ended" in r.getMessage() for r in caplog.records)
