@@ -14,7 +14,7 @@ The PEP 3333 side (what runs in the worker; it knows nothing about loops):
 Request paths (``WsgiToAsgi`` routes each scope type to one of these):
 
 * ``_http``: what every path shares: the ``Bridge`` settings and ``Executor`` shape,
-  :func:`open_request`, the small replies (4xx, 408, websocket refusal);
+  the body-less request rule, the small replies (4xx, 408, websocket refusal);
 * ``_thread``: thread mode, top-down (request task, admission, worker, report);
   ``_thread_exchange`` its per-request object, ``_thread_body`` the request body side,
   ``_thread_phase`` its phases and their steps; ``_admission`` how many run at once;
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from ._admission import Admission, PoolAdmission
 from ._greenlet import BODY_END_WAIT, GREENLET, GreenletExchange
-from ._http import Bridge, Executor, Hook, body_message, open_request, refuse_websocket
+from ._http import Bridge, Executor, Hook, body_message, refuse_websocket
 from ._input import EMPTY_INPUT, Input
 from ._lifespan import serve_lifespan
 from ._response import run_wsgi
@@ -55,7 +55,6 @@ __all__ = [
     "ThreadExchange",
     "Transport",
     "body_message",
-    "open_request",
     "refuse_websocket",
     "run_wsgi",
     "serve_lifespan",
