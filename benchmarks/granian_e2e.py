@@ -26,7 +26,9 @@ non-2xx responses and socket errors. Groups:
   the raw WSGI hello in a pooled greenlet (``run_in_greenlet``) or on one
   parked thread (an eventfd hand-off, back through ``call_soon_threadsafe``)
   and send the two messages, with no checks at all: no bridge of that mode can
-  beat them. ``native + 1 greenlet call`` and ``native + 1 thread round trip``
+  beat them. ``floor, thread, eventfd`` comes back through an eventfd the loop
+  watches instead, batched, as thread mode does since issue 14's third pass:
+  the thread-mode rows are compared with it. ``native + 1 greenlet call`` and ``native + 1 thread round trip``
   are the native app plus only the hand-off.
 * ``uvicorn``: the same, on uvicorn (its default HTTP parser, ``--loop
   asyncio``). Targets: greenlet >= 0.84, thread >= 0.71 of native.
@@ -34,7 +36,9 @@ non-2xx responses and socket errors. Groups:
   ``AsgiToWsgi``, a2wsgi's ``ASGIMiddleware`` and the rule A1 floors: the raw
   WSGI app plus one round trip to a background event loop that creates one
   task (``floor``), and the same with loop wake-ups shared by requests that
-  arrive together (``floor, batched``), as asgibridge does. Target:
+  arrive together (``floor, batched``), and the batched floor woken through an
+  eventfd the loop watches (``floor, eventfd``), as asgibridge does since
+  issue 14's third pass: ``AsgiToWsgi`` is compared with that one. Target:
   ``AsgiToWsgi`` >= 0.50 of raw WSGI, or within 10% of the floor when the
   floor is lower.
 * ``gunicorn``: the same on gunicorn, gthread worker with 8 threads.
@@ -146,11 +150,46 @@ def _resolve_with(fut: asyncio.Future[Any], value: Any) -> None:
         fut.set_result(value)
 
 
+class _EventfdWorker(_BareWorker):
+    """:class:`_BareWorker` that wakes the loop through an eventfd it watches, batched.
+
+    The loop watches the eventfd (``add_reader``) and resolves every finished
+    call in one wake-up, as asgibridge's thread mode does since issue 14's
+    third pass; no ``call_soon_threadsafe``.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.done: deque[tuple[asyncio.Future[Any], Any]] = deque()
+        self.posted = False
+        self.wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        loop.add_reader(self.wake, self._drain)
+        super().__init__()
+
+    def _serve(self) -> None:
+        while True:
+            os.eventfd_read(self.fd)
+            while self.calls:
+                fut, fn = self.calls.popleft()
+                self.done.append((fut, fn()))
+                if not self.posted:
+                    self.posted = True
+                    os.eventfd_write(self.wake, 1)
+
+    def _drain(self) -> None:
+        try:
+            os.eventfd_read(self.wake)  # before the flag is lowered: later results wake again
+        except BlockingIOError:
+            pass
+        self.posted = False
+        while self.done:
+            _resolve_with(*self.done.popleft())
+
+
 _workers: list[_BareWorker] = []
 _builder: list[Any] = []
 
 
-def _wsgi_floor(greenlet: bool) -> Any:
+def _wsgi_floor(greenlet: bool, eventfd: bool = False) -> Any:
     """A WSGI -> ASGI "bridge" doing only what no bridge can skip (see wsgi_inprocess).
 
     It builds the environ with asgibridge's builder, runs the raw WSGI hello
@@ -158,6 +197,8 @@ def _wsgi_floor(greenlet: bool) -> Any:
     sends the two messages with naively encoded headers. No checks, no
     streaming, no request body, no disconnects: not a usable bridge, the
     ceiling for any bridge of that mode on the same server in the same run.
+    ``eventfd``: the thread answers through an eventfd the loop watches
+    (:class:`_EventfdWorker`) instead of ``call_soon_threadsafe``.
     """
     import io
 
@@ -188,7 +229,8 @@ def _wsgi_floor(greenlet: bool) -> Any:
             chunks = await run_in_greenlet(run)
         else:
             if not _workers:
-                _workers.append(_BareWorker())
+                loop = asyncio.get_running_loop()
+                _workers.append(_EventfdWorker(loop) if eventfd else _BareWorker())
             chunks = await _workers[0].run(run)
         status, headers = started[-1]
         await send(
@@ -205,8 +247,8 @@ def _wsgi_floor(greenlet: bool) -> Any:
 
 def __getattr__(name: str) -> Any:
     """``wsgi_greenlet_floor``, ``wsgi_thread_floor`` and ``thread_active_2``, made when loaded."""
-    if name in ("wsgi_greenlet_floor", "wsgi_thread_floor"):
-        app = _wsgi_floor(name == "wsgi_greenlet_floor")
+    if name in ("wsgi_greenlet_floor", "wsgi_thread_floor", "wsgi_thread_floor_eventfd"):
+        app = _wsgi_floor(name == "wsgi_greenlet_floor", name.endswith("_eventfd"))
         globals()[name] = app
         return app
     if name == "thread_active_2":  # thread mode with the default of before (issue 14)
@@ -244,6 +286,10 @@ CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
         "benchmarks.granian_e2e:wsgi_greenlet_floor",
     ),
     ("granian asgi", "floor, thread"): ("granian-asgi", "benchmarks.granian_e2e:wsgi_thread_floor"),
+    ("granian asgi", "floor, thread, eventfd"): (
+        "granian-asgi",
+        "benchmarks.granian_e2e:wsgi_thread_floor_eventfd",
+    ),
     ("granian asgi", "native + 1 greenlet call"): (
         "granian-asgi",
         "benchmarks.granian_e2e:greenlet_floor",
@@ -258,6 +304,10 @@ CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
     ("uvicorn", "thread, active_workers=2"): ("uvicorn", "benchmarks.granian_e2e:thread_active_2"),
     ("uvicorn", "floor, greenlet"): ("uvicorn", "benchmarks.granian_e2e:wsgi_greenlet_floor"),
     ("uvicorn", "floor, thread"): ("uvicorn", "benchmarks.granian_e2e:wsgi_thread_floor"),
+    ("uvicorn", "floor, thread, eventfd"): (
+        "uvicorn",
+        "benchmarks.granian_e2e:wsgi_thread_floor_eventfd",
+    ),
     ("granian wsgi", "raw WSGI"): ("granian-wsgi", "examples.asgi_hello:wsgi_hello"),
     ("granian wsgi", "AsgiToWsgi"): ("granian-wsgi", "examples.asgi_hello:asgibridge_app"),
     ("granian wsgi", "a2wsgi ASGIMiddleware"): ("granian-wsgi", "examples.asgi_hello:a2wsgi_app"),
@@ -266,15 +316,21 @@ CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
         "granian-wsgi",
         "examples.asgi_hello:handoff_floor_batched",
     ),
+    ("granian wsgi", "floor, eventfd"): (
+        "granian-wsgi",
+        "examples.asgi_hello:handoff_floor_eventfd",
+    ),
     ("gunicorn", "raw WSGI"): ("gunicorn", "examples.asgi_hello:wsgi_hello"),
     ("gunicorn", "AsgiToWsgi"): ("gunicorn", "examples.asgi_hello:asgibridge_app"),
     ("gunicorn", "floor"): ("gunicorn", "examples.asgi_hello:handoff_floor"),
     ("gunicorn", "floor, batched"): ("gunicorn", "examples.asgi_hello:handoff_floor_batched"),
+    ("gunicorn", "floor, eventfd"): ("gunicorn", "examples.asgi_hello:handoff_floor_eventfd"),
     ("waitress", "raw WSGI"): ("waitress", "examples.asgi_hello:wsgi_hello"),
     ("waitress", "AsgiToWsgi"): ("waitress", "examples.asgi_hello:asgibridge_app"),
     ("waitress", "a2wsgi ASGIMiddleware"): ("waitress", "examples.asgi_hello:a2wsgi_app"),
     ("waitress", "floor"): ("waitress", "examples.asgi_hello:handoff_floor"),
     ("waitress", "floor, batched"): ("waitress", "examples.asgi_hello:handoff_floor_batched"),
+    ("waitress", "floor, eventfd"): ("waitress", "examples.asgi_hello:handoff_floor_eventfd"),
 }
 
 TARGETS = {
@@ -290,11 +346,21 @@ TARGETS = {
 #: (group, contender) -> the floor it is compared with in the summary.
 FLOORS = {
     ("granian asgi", "WsgiToAsgi greenlet"): "floor, greenlet",
-    ("granian asgi", "WsgiToAsgi thread"): "floor, thread",
+    ("granian asgi", "WsgiToAsgi thread"): "floor, thread, eventfd",
     ("uvicorn", "WsgiToAsgi greenlet"): "floor, greenlet",
+    ("uvicorn", "WsgiToAsgi thread"): "floor, thread, eventfd",
+    ("granian asgi", "thread, active_workers=2"): "floor, thread, eventfd",
+    ("uvicorn", "thread, active_workers=2"): "floor, thread, eventfd",
+    ("granian wsgi", "AsgiToWsgi"): "floor, eventfd",
+    ("gunicorn", "AsgiToWsgi"): "floor, eventfd",
+    ("waitress", "AsgiToWsgi"): "floor, eventfd",
+}
+
+#: (group, contender) -> a second floor shown beside it: the floor before the eventfd wake-up
+#: (``call_soon_threadsafe``; for ``AsgiToWsgi``, the rule A1 floor as issue 14 defines it).
+OTHER_FLOORS = {
+    ("granian asgi", "WsgiToAsgi thread"): "floor, thread",
     ("uvicorn", "WsgiToAsgi thread"): "floor, thread",
-    ("granian asgi", "thread, active_workers=2"): "floor, thread",
-    ("uvicorn", "thread, active_workers=2"): "floor, thread",
     ("granian wsgi", "AsgiToWsgi"): "floor",
     ("gunicorn", "AsgiToWsgi"): "floor",
     ("waitress", "AsgiToWsgi"): "floor",
@@ -489,18 +555,21 @@ def _report(
         f"ratios are medians of per-round ratios"
     )
     print(
-        f"| contender | req/s | of {base[1]} | target | of its floor | server CPU us/req "
-        "| floor's CPU / its CPU | bad |"
+        f"| contender | req/s | of {base[1]} | target | of its floor | of the other floor "
+        "| server CPU us/req | floor's CPU / its CPU | bad |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key in keys:
         target = TARGETS.get((key[0], key[1].removesuffix(" @base")))
         floor_name = FLOORS.get((key[0], key[1].removesuffix(" @base")))
         floor = (group, floor_name) if floor_name else None
+        other_name = OTHER_FLOORS.get((key[0], key[1].removesuffix(" @base")))
+        other = (group, other_name) if other_name else None
         print(
             f"| {key[1]} | {statistics.median(rps[key]):,.0f} | {ratio(key, base):.2f} | "
             f"{f'>= {target:.2f}' if target else ''} | "
-            f"{f'{ratio(key, floor):.2f}' if floor in rps else ''} | "
+            f"{f'{ratio(key, floor):.2f} ({floor_name})' if floor in rps else ''} | "
+            f"{f'{ratio(key, other):.2f} ({other_name})' if other in rps else ''} | "
             f"{statistics.median(cpu[key]):.1f} | "
             f"{f'{cpu_ratio(floor, key):.2f}' if floor in cpu else ''} | {bad[key]} |",
             flush=True,

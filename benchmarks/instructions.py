@@ -349,7 +349,7 @@ def _asgi_to_wsgi_granian(n: int) -> None:
     drive_wsgi(AsgiToWsgi(child, lifespan="off"), granian_environ(), b"", b"ok", n)
 
 
-def _wsgi_floor(greenlet: bool) -> Driver:
+def _wsgi_floor(greenlet: bool, eventfd: bool = False) -> Driver:
     """The WSGI -> ASGI floor of ``granian_e2e`` (environ, one hand-off, two sends, no checks)."""
 
     def run(n: int) -> None:
@@ -358,12 +358,12 @@ def _wsgi_floor(greenlet: bool) -> Driver:
         from .dispatch import scope_for
         from .granian_e2e import _wsgi_floor as floor
 
-        drive_asgi(floor(greenlet), scope_for("/"), b"", HELLO, n)
+        drive_asgi(floor(greenlet, eventfd), scope_for("/"), b"", HELLO, n)
 
     return run
 
 
-def _asgi_floor(batched: bool) -> Driver:
+def _asgi_floor(batched: bool, eventfd: bool = False) -> Driver:
     """The rule A1 floor of ``AsgiToWsgi`` (one loop round trip and one task, no ASGI)."""
 
     def run(n: int) -> None:
@@ -381,7 +381,10 @@ def _asgi_floor(batched: bool) -> Driver:
 
         from .dispatch import environ_for
 
-        app = asgi_hello.handoff_floor_batched if batched else asgi_hello.handoff_floor
+        if eventfd:
+            app = asgi_hello.handoff_floor_eventfd
+        else:
+            app = asgi_hello.handoff_floor_batched if batched else asgi_hello.handoff_floor
         drive_wsgi(Floor(app), environ_for("/"), b"", asgi_hello.BODY, n)
 
     return run
@@ -420,6 +423,16 @@ SCENARIOS: dict[str, tuple[str, Driver, int]] = {
     "floor.wsgi.greenlet.get": ("floor of WsgiToAsgi greenlet, GET", _wsgi_floor(True), N_ONE),
     "floor.asgi.get": ("floor of AsgiToWsgi (A1), GET", _asgi_floor(False), N_THREADS),
     "floor.asgi.batched": ("floor of AsgiToWsgi (A1), batched", _asgi_floor(True), N_THREADS),
+    "floor.asgi.eventfd": (
+        "floor of AsgiToWsgi (A1), batched, eventfd wake",
+        _asgi_floor(True, eventfd=True),
+        N_THREADS,
+    ),
+    "floor.wsgi.thread.eventfd": (
+        "floor of WsgiToAsgi thread, GET, eventfd back",
+        _wsgi_floor(False, eventfd=True),
+        N_THREADS,
+    ),
     "dispatch.thread.get": (
         "Dispatcher > WsgiToAsgi thread, GET",
         _dispatcher("thread"),

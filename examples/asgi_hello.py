@@ -12,6 +12,9 @@ round trip to a background event loop that creates one task: the cost no
 bridge that keeps lifespan and requests on one loop can avoid.
 ``handoff_floor_batched`` is the same round trip with loop wake-ups shared
 between requests that arrive together (as asgibridge does): the lower floor.
+``handoff_floor_eventfd`` is the batched floor woken through an eventfd that
+the loop watches (``add_reader``) instead of ``call_soon_threadsafe``, as
+asgibridge does since issue 14's third pass: the lowest floor known.
 """
 
 from __future__ import annotations
@@ -111,6 +114,49 @@ def handoff_floor_batched(
     if not _batch_posted[0]:
         _batch_posted[0] = True
         ref.post(_batch_drain, ref.loop)
+    os.eventfd_read(fd)
+    return wsgi_hello(environ, start_response)
+
+
+_efd_loop = BackgroundLoop("handoff-floor-eventfd")
+_efd_batch: deque[int] = deque()
+_efd_posted = [False]
+_efd_wake: list[int] = []  # the eventfd the loop watches, once it does
+_efd_lock = threading.Lock()
+
+
+def _efd_drain(loop: asyncio.AbstractEventLoop, wake: int) -> None:
+    try:
+        os.eventfd_read(wake)  # before the flag is lowered: a later append wakes us again
+    except BlockingIOError:
+        pass
+    _efd_posted[0] = False
+    while _efd_batch:
+        loop.create_task(_floor_task(_efd_batch.popleft()))
+
+
+async def _efd_watch() -> int:
+    loop = asyncio.get_running_loop()
+    wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+    loop.add_reader(wake, _efd_drain, loop, wake)
+    return wake
+
+
+def handoff_floor_eventfd(
+    environ: dict[str, Any], start_response: Callable[..., Any]
+) -> Iterable[bytes]:
+    """``handoff_floor_batched``, with the loop woken by an eventfd it watches."""
+    fd = getattr(_floor_fds, "fd", None)
+    if fd is None:
+        fd = _floor_fds.fd = os.eventfd(0, os.EFD_CLOEXEC)
+    if not _efd_wake:
+        with _efd_lock:
+            if not _efd_wake:
+                _efd_wake.append(_efd_loop.call(_efd_watch))
+    _efd_batch.append(fd)
+    if not _efd_posted[0]:
+        _efd_posted[0] = True
+        os.eventfd_write(_efd_wake[0], 1)
     os.eventfd_read(fd)
     return wsgi_hello(environ, start_response)
 
