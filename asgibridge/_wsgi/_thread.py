@@ -63,9 +63,10 @@ from ._thread_exchange import ThreadExchange
 __all__ = ["THREAD", "call_in_thread", "serve_thread"]
 
 _EMPTY: dict[str, Any] = {}
-#: The body of a request that has none: never read (its ``wsgi.input`` is
-#: ``EMPTY_INPUT``) and never written (the receiver appends only while the body
-#: has not ended). A tuple, so that a change that broke this fails loudly.
+#: The exchange's chunks when it holds none: a request without a body (its
+#: ``wsgi.input`` is ``EMPTY_INPUT``) or whose body came whole in one message
+#: (its ``wsgi.input`` has it). Never written: the receiver appends only while
+#: the body has not ended. A tuple, so that a change that broke this fails loudly.
 _NO_BODY = cast("deque[bytes]", ())
 
 
@@ -93,11 +94,10 @@ async def serve_thread(bridge: Bridge, scope: Scope, receive: Receive, send: Sen
         inp: Any = EMPTY_INPUT
     else:  # the start of the body, read before a worker is taken (C15)
         bodyless = False
-        body = deque()
-        read = await _read_start(receive, body, length, bridge.prefetch)
+        read = await _read_start(receive, length, bridge.prefetch)
         if read is None:
             return  # the client left before the app ran: nothing to answer
-        got, done, inp = read
+        body, got, done, inp = read
     adm = bridge._adm
     if adm is None or bridge._pool_pid != getpid():
         adm = bridge._admission()  # the first request, or the first since close() or a fork
@@ -136,13 +136,14 @@ async def serve_thread(bridge: Bridge, scope: Scope, receive: Receive, send: Sen
 
 
 async def _read_start(
-    receive: Receive, body: deque[bytes], length: int | None, prefetch: int
-) -> tuple[int, bool, Any] | None:
-    """Receive body chunks into ``body`` until it ends or ``prefetch`` bytes are in.
+    receive: Receive, length: int | None, prefetch: int
+) -> tuple[deque[bytes], int, bool, Any] | None:
+    """Receive body chunks until the body ends or ``prefetch`` bytes are in.
 
-    Returns (bytes received, whether the body ended, the ``wsgi.input`` when
-    the first message ends an empty body without a ``Content-Length`` (else
-    None)), or None when the client left.
+    Returns (the chunks for the exchange, their size, whether the body ended,
+    the ``wsgi.input`` when it is already known, else None), or None when the
+    client left. A body that comes whole in one message goes straight into its
+    ``wsgi.input`` (as greenlet mode does), which then never pulls.
     """
     msg = await receive()
     if msg["type"] != "http.request" and left_early(msg):
@@ -150,9 +151,9 @@ async def _read_start(
     if not msg.get("more_body", False):  # the whole body in one message
         data = msg.get("body", b"")
         if data:
-            body.append(data)
-            return len(data), True, None
-        return 0, True, None if length else EMPTY_INPUT
+            return _NO_BODY, 0, True, Input(_no_pull, length, data, False)
+        return _NO_BODY, 0, True, None if length else EMPTY_INPUT
+    body: deque[bytes] = deque()
     got = 0
     while True:
         data = msg.get("body", b"")
@@ -160,12 +161,17 @@ async def _read_start(
             body.append(data)
             got += len(data)
         if not msg.get("more_body", False):
-            return got, True, None
+            return body, got, True, None
         if got >= prefetch:
-            return got, False, None
+            return body, got, False, None
         msg = await receive()
         if msg["type"] != "http.request" and left_early(msg):
             return None
+
+
+def _no_pull() -> tuple[bytes, bool]:
+    """The ``pull`` of a ``wsgi.input`` given the whole body: never called (no more to come)."""
+    raise AssertionError("wsgi.input pulled more of a body that had ended")
 
 
 # ------------------------------------------------------------------ the worker

@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 The request task reads the start of the body on the loop before a worker
 is taken (``prefetch``, rule C15); those chunks are in ``body`` when the app
-starts. A ``wsgi.input`` read past them parks the worker and asks the
+starts (a body that came whole in one message is in ``wsgi.input`` instead,
+which then never pulls). A ``wsgi.input`` read past them parks the worker and asks the
 request task (``want_rx``) to start the *receiver* task on the loop. It
 reads ahead up to ``body_window`` bytes into the ``body`` deque that the
 worker pops from, so a long upload costs a wake per window, not a round

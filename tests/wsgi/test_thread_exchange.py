@@ -187,3 +187,44 @@ def test_c14_body_data_sent_for_a_get_while_it_streams_is_ignored_not_read(
     finally:
         bridge.close()
     assert any("after the request body ended" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"),
+    [(b"11", b"ab\ncd\nef\ngh"), (b"5", b"ab\ncd"), (None, b"ab\ncd\nef\ngh\n")],
+    ids=["exact", "clamped", "no-length"],
+)
+def test_c10_a_body_in_one_message_reads_back_clamped_to_its_length(
+    length: bytes | None, expected: bytes
+) -> None:
+    """A body that comes whole in one message (handed to ``wsgi.input`` directly).
+
+    Lines, sized reads and the rest, never past ``CONTENT_LENGTH``, and the
+    server's message is the only ``receive()`` the request makes.
+    """
+    sent = b"ab\ncd\nef\ngh\n"  # longer than both declared lengths
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        parts = [stream.readline(), stream.read(2), stream.read(1)]
+        parts += list(stream)
+        parts.append(stream.read())
+        start_response("200 OK", [])
+        return [b"|".join(parts)]
+
+    bridge = WsgiToAsgi(app)
+    headers = [] if length is None else [(b"content-length", length)]
+    scope = make_scope(method="POST", headers=headers)
+
+    async def main() -> None:
+        with anyio.fail_after(10):
+            result = await call(bridge, scope, [sent])
+            got = result.body.split(b"|")
+            assert b"".join(got) == expected, got
+            assert got[:3] == [b"ab\n", expected[3:5], expected[5:6]]
+            assert result.receives == 1
+
+    try:
+        anyio.run(main)
+    finally:
+        bridge.close()
