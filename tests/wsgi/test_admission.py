@@ -125,7 +125,6 @@ class FakeClocks:
         self.wall = 0.0
         self.cpu = 0.0
         self.seen: list[int] = []
-        self.retire: list[int] = []
 
     def monotonic(self) -> float:
         self.wall += 1.0
@@ -134,7 +133,6 @@ class FakeClocks:
     def process_time(self) -> float:
         self.adm.done += 1
         self.seen.append(len(self.started))
-        self.retire.append(self.adm.retire)
         self.wall += 1.0
         if self.busy:
             self.cpu = 10 * self.wall  # ten CPU seconds per wall second: busy, on any count
@@ -246,54 +244,28 @@ def test_request_queued_behind_blocked_ones_starts_at_once(
     assert [e.job for e in adm.queue][:4] == [e.job for e in entries[3:7]]
 
 
-def test_busy_process_halves_the_running_count(backend: str, fake_clocks: Any) -> None:
-    """Two busy periods in a row with more than ``soft`` running: half of them are let go."""
-    from asgibridge._core import batching_ref, current_loop_ref
-
-    started: list[object] = []
-    adm: Admission[Any] = Admission(started.append, soft=1, hard=8)
-    clocks = fake_clocks(adm, started, busy=True)
-
-    async def main() -> None:
-        ref = batching_ref(current_loop_ref())
-        adm.active = 6  # grown earlier, by a spell of blocked requests
-        for _ in range(3):
-            adm.admit(Entry(ref))  # queued; the first starts the checker
-        with anyio.fail_after(10):
-            while adm.checking:
-                await anyio.sleep(0.001)
-
-    anyio.run(main, backend=backend)
-    assert started == []
-    # read at the start and the end of each period: the first busy period alone lets none go
-    assert clocks.retire[:4] == [0, 0, 0, 0]
-    assert clocks.retire[4] == 3  # 6 -> 3 after the second
-    assert adm.retire == 0  # the queue emptied: nothing left to let go
-
-
-def test_after_job_lets_workers_go_while_retire_is_set() -> None:
-    """The pool's ``after_job`` idles ``retire`` workers, never going below ``soft``."""
+def test_after_job_hands_the_next_queued_request_to_the_same_worker() -> None:
+    """The pool's ``after_job`` counts the end and returns the next live queued job, or None."""
     from asgibridge._core import Job, ThreadPool
     from asgibridge._wsgi import PoolAdmission
 
     pool = ThreadPool(8)
-    adm: PoolAdmission[Any] = PoolAdmission(pool, soft=2, hard=8, max_stalled=0)
+    adm: PoolAdmission[Any] = PoolAdmission(pool, soft=1, hard=8, max_stalled=0)
 
     def main() -> None:
         return None
 
     adm.main = main
     job = Job(main, (), {}, None)
-    queued = [Entry(None) for _ in range(4)]
+    queued = [Entry(None) for _ in range(3)]
+    queued[1].gone = True  # its client left while it waited
     adm.queue.extend(queued)
-    adm.active = 4
-    adm.retire = 3
+    adm.active = 2
     with pool.lock:
-        assert adm._after_job(job) is None  # let go: 3 running
-        assert adm._after_job(job) is None  # let go: 2 running, which is soft
-        assert adm._after_job(job) is queued[0].job  # at soft: takes the next queued one
-        assert adm._after_job(job) is queued[1].job  # retire is spent
-    assert (adm.active, adm.retire, adm.done) == (2, 0, 4)
+        assert adm._after_job(job) is queued[0].job
+        assert adm._after_job(job) is queued[2].job  # the gone one is skipped
+        assert adm._after_job(job) is None  # nothing left: this worker goes idle
+    assert (adm.active, adm.done) == (1, 3)
     assert adm._after_job(Job(print, (), {}, None)) is None  # not a request: not counted
-    assert adm.done == 4
+    assert adm.done == 3
     pool.close()
