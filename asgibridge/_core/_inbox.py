@@ -123,7 +123,16 @@ class Inbox:
             os.eventfd_write(self._wfd, 1)
 
         def _wait(self) -> None:
-            os.eventfd_read(self._rfd)
+            # CPython's eventfd_read does not retry a system call that a signal
+            # interrupted (PEP 475 misses it: 3.10 to 3.13 raise InterruptedError).
+            # A process-directed signal can land on this thread (the kernel picks
+            # another thread when the main one has one pending), so retry here.
+            while True:
+                try:
+                    os.eventfd_read(self._rfd)
+                    return
+                except InterruptedError:
+                    continue
 
     else:  # pragma: no cover
 

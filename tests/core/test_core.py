@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import signal
 import threading
+import time
 from queue import Empty
 from typing import Any
 
@@ -57,6 +59,48 @@ def test_inbox_loses_no_wakeup_under_many_producers() -> None:
     for t in producers:
         t.join(WAIT)
     assert sorted(got) == list(range(4 * per_producer))
+    inbox.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs pthread_kill")
+@pytest.mark.parametrize("how", ["get", "sleep"])
+def test_inbox_wait_survives_a_signal_on_its_thread(how: str) -> None:
+    """A signal that lands on the sleeping consumer's thread does not end its wait.
+
+    CPython's ``os.eventfd_read`` raises InterruptedError instead of retrying
+    (PEP 475 misses it), and the kernel may deliver a process-directed signal
+    (SIGINT, SIGTERM, a server's SIGCHLD) to any thread: a pool worker or an
+    ``async_to_sync`` caller would then fail with EINTR.
+    """
+    inbox = Inbox()
+    got: list[object] = []
+
+    def consumer() -> None:
+        try:
+            got.append(inbox.get() if how == "get" else inbox.sleep())
+        except BaseException as exc:  # the failure this test looks for
+            got.append(exc)
+
+    old = signal.signal(signal.SIGUSR1, lambda *_: None)
+    try:
+        t = threading.Thread(target=consumer)
+        t.start()
+        deadline = time.monotonic() + WAIT
+        while not inbox._sleeping and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert inbox._sleeping, "the consumer never went to sleep"
+        time.sleep(0.02)  # into the system call
+        assert t.ident is not None
+        for _ in range(3):
+            signal.pthread_kill(t.ident, signal.SIGUSR1)
+            time.sleep(0.01)
+        assert got == [], f"the wait ended on a signal: {got!r}"
+        inbox.put("item")
+        t.join(WAIT)
+        assert not t.is_alive()
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert got == (["item"] if how == "get" else [None])
     inbox.close()
 
 
