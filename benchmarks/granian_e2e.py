@@ -1,7 +1,7 @@
 """End to end on granian (and uvicorn, gunicorn): both bridges against native apps and floors.
 
 Run with ``python -m benchmarks.granian_e2e`` (``--quick``: 5 rounds of 1 s;
-``--only "granian asgi"``, ``--only uvicorn``, … to run some groups;
+``--only "granian asgi"``, ``--only "uvicorn h11"``, … to run some groups;
 ``--baseline DIR`` to run the bridges from another source tree too).
 
 Raw "hello" apps from ``examples/wsgi_hello.py`` and ``examples/asgi_hello.py``;
@@ -30,8 +30,13 @@ non-2xx responses and socket errors. Groups:
   watches instead, batched, as thread mode does since issue 14's third pass:
   the thread-mode rows are compared with it. ``native + 1 greenlet call`` and ``native + 1 thread round trip``
   are the native app plus only the hand-off.
-* ``uvicorn``: the same, on uvicorn (its default HTTP parser, ``--loop
-  asyncio``). Targets: greenlet >= 0.84, thread >= 0.71 of native.
+* ``uvicorn h11`` and ``uvicorn httptools``: the same, on uvicorn (``--loop
+  asyncio``) with each HTTP parser, named: uvicorn's default is httptools when
+  it is installed and h11 when not, and the two differ by half the native
+  app's cost per request. Targets: greenlet >= 0.84, thread >= 0.71 of
+  native; issue 14 took them from ``benchmarks.wsgi_e2e`` runs on h11 (the
+  only parser installed then), so they are judged on ``uvicorn h11``.
+  ``uvicorn httptools`` is the stricter setting, shown beside it.
 * ``granian wsgi``: ``granian --interface wsgi``: a raw WSGI app, then
   ``AsgiToWsgi``, a2wsgi's ``ASGIMiddleware`` and the rule A1 floors: the raw
   WSGI app plus one round trip to a background event loop that creates one
@@ -298,14 +303,45 @@ CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
         "granian-asgi",
         "benchmarks.granian_e2e:thread_floor",
     ),
-    ("uvicorn", "native ASGI"): ("uvicorn", "examples.wsgi_hello:native_asgi"),
-    ("uvicorn", "WsgiToAsgi greenlet"): ("uvicorn", "examples.wsgi_hello:asgi_greenlet"),
-    ("uvicorn", "WsgiToAsgi thread"): ("uvicorn", "examples.wsgi_hello:asgi_thread"),
-    ("uvicorn", "thread, active_workers=2"): ("uvicorn", "benchmarks.granian_e2e:thread_active_2"),
-    ("uvicorn", "floor, greenlet"): ("uvicorn", "benchmarks.granian_e2e:wsgi_greenlet_floor"),
-    ("uvicorn", "floor, thread"): ("uvicorn", "benchmarks.granian_e2e:wsgi_thread_floor"),
-    ("uvicorn", "floor, thread, eventfd"): (
-        "uvicorn",
+    ("uvicorn h11", "native ASGI"): ("uvicorn-h11", "examples.wsgi_hello:native_asgi"),
+    ("uvicorn h11", "WsgiToAsgi greenlet"): ("uvicorn-h11", "examples.wsgi_hello:asgi_greenlet"),
+    ("uvicorn h11", "WsgiToAsgi thread"): ("uvicorn-h11", "examples.wsgi_hello:asgi_thread"),
+    ("uvicorn h11", "thread, active_workers=2"): (
+        "uvicorn-h11",
+        "benchmarks.granian_e2e:thread_active_2",
+    ),
+    ("uvicorn h11", "floor, greenlet"): (
+        "uvicorn-h11",
+        "benchmarks.granian_e2e:wsgi_greenlet_floor",
+    ),
+    ("uvicorn h11", "floor, thread"): ("uvicorn-h11", "benchmarks.granian_e2e:wsgi_thread_floor"),
+    ("uvicorn h11", "floor, thread, eventfd"): (
+        "uvicorn-h11",
+        "benchmarks.granian_e2e:wsgi_thread_floor_eventfd",
+    ),
+    ("uvicorn httptools", "native ASGI"): ("uvicorn-httptools", "examples.wsgi_hello:native_asgi"),
+    ("uvicorn httptools", "WsgiToAsgi greenlet"): (
+        "uvicorn-httptools",
+        "examples.wsgi_hello:asgi_greenlet",
+    ),
+    ("uvicorn httptools", "WsgiToAsgi thread"): (
+        "uvicorn-httptools",
+        "examples.wsgi_hello:asgi_thread",
+    ),
+    ("uvicorn httptools", "thread, active_workers=2"): (
+        "uvicorn-httptools",
+        "benchmarks.granian_e2e:thread_active_2",
+    ),
+    ("uvicorn httptools", "floor, greenlet"): (
+        "uvicorn-httptools",
+        "benchmarks.granian_e2e:wsgi_greenlet_floor",
+    ),
+    ("uvicorn httptools", "floor, thread"): (
+        "uvicorn-httptools",
+        "benchmarks.granian_e2e:wsgi_thread_floor",
+    ),
+    ("uvicorn httptools", "floor, thread, eventfd"): (
+        "uvicorn-httptools",
         "benchmarks.granian_e2e:wsgi_thread_floor_eventfd",
     ),
     ("granian wsgi", "raw WSGI"): ("granian-wsgi", "examples.asgi_hello:wsgi_hello"),
@@ -336,8 +372,10 @@ CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
 TARGETS = {
     ("granian asgi", "WsgiToAsgi greenlet"): 0.70,
     ("granian asgi", "WsgiToAsgi thread"): 0.45,
-    ("uvicorn", "WsgiToAsgi greenlet"): 0.84,
-    ("uvicorn", "WsgiToAsgi thread"): 0.71,
+    ("uvicorn h11", "WsgiToAsgi greenlet"): 0.84,
+    ("uvicorn httptools", "WsgiToAsgi greenlet"): 0.84,
+    ("uvicorn h11", "WsgiToAsgi thread"): 0.71,
+    ("uvicorn httptools", "WsgiToAsgi thread"): 0.71,
     ("granian wsgi", "AsgiToWsgi"): 0.50,
     ("gunicorn", "AsgiToWsgi"): 0.50,
     ("waitress", "AsgiToWsgi"): 0.50,
@@ -347,10 +385,13 @@ TARGETS = {
 FLOORS = {
     ("granian asgi", "WsgiToAsgi greenlet"): "floor, greenlet",
     ("granian asgi", "WsgiToAsgi thread"): "floor, thread, eventfd",
-    ("uvicorn", "WsgiToAsgi greenlet"): "floor, greenlet",
-    ("uvicorn", "WsgiToAsgi thread"): "floor, thread, eventfd",
+    ("uvicorn h11", "WsgiToAsgi greenlet"): "floor, greenlet",
+    ("uvicorn httptools", "WsgiToAsgi greenlet"): "floor, greenlet",
+    ("uvicorn h11", "WsgiToAsgi thread"): "floor, thread, eventfd",
+    ("uvicorn httptools", "WsgiToAsgi thread"): "floor, thread, eventfd",
     ("granian asgi", "thread, active_workers=2"): "floor, thread, eventfd",
-    ("uvicorn", "thread, active_workers=2"): "floor, thread, eventfd",
+    ("uvicorn h11", "thread, active_workers=2"): "floor, thread, eventfd",
+    ("uvicorn httptools", "thread, active_workers=2"): "floor, thread, eventfd",
     ("granian wsgi", "AsgiToWsgi"): "floor, eventfd",
     ("gunicorn", "AsgiToWsgi"): "floor, eventfd",
     ("waitress", "AsgiToWsgi"): "floor, eventfd",
@@ -360,7 +401,8 @@ FLOORS = {
 #: (``call_soon_threadsafe``; for ``AsgiToWsgi``, the rule A1 floor as issue 14 defines it).
 OTHER_FLOORS = {
     ("granian asgi", "WsgiToAsgi thread"): "floor, thread",
-    ("uvicorn", "WsgiToAsgi thread"): "floor, thread",
+    ("uvicorn h11", "WsgiToAsgi thread"): "floor, thread",
+    ("uvicorn httptools", "WsgiToAsgi thread"): "floor, thread",
     ("granian wsgi", "AsgiToWsgi"): "floor",
     ("gunicorn", "AsgiToWsgi"): "floor",
     ("waitress", "AsgiToWsgi"): "floor",
@@ -377,10 +419,11 @@ def command(server: str, target: str, port: int, granian_loop: str) -> list[str]
         if iface == "asgi":
             cmd += ["--loop", granian_loop]
         return [*cmd, target]
-    if server == "uvicorn":
+    if server.startswith("uvicorn-"):
         return [
             py, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
             "--workers", "1", "--log-level", "warning", "--no-access-log", "--loop", "asyncio",
+            "--http", server.split("-", 1)[1],
         ]  # fmt: skip
     if server == "gunicorn":
         from .asgi_e2e import _NO_CONTROL_SOCKET
