@@ -24,7 +24,7 @@ from typing import Any
 from ..errors import SchedulerError
 from ._backends import current_loop_ref
 from ._homes import current_home
-from ._jobs import Job, _state, deliver, run_job
+from ._jobs import Job, deliver, run_job, thread_state
 
 __all__ = ["ExecutorTarget", "check_executor", "parse_executor", "run_job_async"]
 
@@ -80,7 +80,7 @@ def _never_ran(job: Job, fut: Any) -> None:
 
 
 def _run_foreign(job: Job) -> None:
-    state = _state
+    state = thread_state()
     current_home(state)
     run_job(job, state)
 

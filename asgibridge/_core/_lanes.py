@@ -26,7 +26,7 @@ from queue import Empty
 from ..errors import SchedulerError
 from ._homes import ThreadHome
 from ._inbox import Inbox
-from ._jobs import RELEASE, STOP, Job, _state, deliver, execute
+from ._jobs import RELEASE, STOP, Job, deliver, execute, thread_state
 
 __all__ = ["Lane", "LanePool", "join_all"]
 
@@ -44,7 +44,7 @@ class Lane(ThreadHome):
         self.ident = self.thread.ident or 0
 
     def _main(self) -> None:
-        state = _state
+        state = thread_state()
         state.inbox = inbox = self.inbox
         state.home = self
         idle_timeout = self._pool.idle_timeout if self._pool is not None else None

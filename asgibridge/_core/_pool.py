@@ -25,7 +25,7 @@ from queue import Empty
 from ..errors import SchedulerError
 from ._homes import current_home
 from ._inbox import Inbox
-from ._jobs import STOP, Job, _state, deliver, execute
+from ._jobs import STOP, Job, deliver, execute, thread_state
 from ._lanes import join_all
 
 __all__ = ["ThreadPool"]
@@ -121,7 +121,7 @@ class ThreadPool:
 
     def _main(self, first: list[Job]) -> None:
         job = first.pop()
-        state = _state
+        state = thread_state()
         current_home(state)
         inbox = state.inbox
         lock = self._lock

@@ -29,7 +29,7 @@ from ._backends import LoopRef
 from ._context import apply_context, rehome_locals
 from ._homes import HOME, ThreadHome, current_home
 from ._inbox import Inbox
-from ._jobs import Job, _state, outcome_of, serve_until
+from ._jobs import Job, outcome_of, serve_until, thread_state
 
 __all__ = ["portal_call"]
 
@@ -76,7 +76,7 @@ def portal_call(
     copied back into the caller's context (U3). ``job`` is the job this
     thread runs, when the call is made from inside one.
     """
-    state = _state
+    state = thread_state()
     home = current_home(state)
     marker = next(_markers)
     ctx = contextvars.copy_context()
