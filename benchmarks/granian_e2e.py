@@ -276,6 +276,23 @@ async def thread_floor(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send(_BODY)
 
 
+#: The contenders of a uvicorn group, the same on each HTTP parser.
+_UVICORN_APPS = {
+    "native ASGI": "examples.wsgi_hello:native_asgi",
+    "WsgiToAsgi greenlet": "examples.wsgi_hello:asgi_greenlet",
+    "WsgiToAsgi thread": "examples.wsgi_hello:asgi_thread",
+    "thread, active_workers=2": "benchmarks.granian_e2e:thread_active_2",
+    "floor, greenlet": "benchmarks.granian_e2e:wsgi_greenlet_floor",
+    "floor, thread": "benchmarks.granian_e2e:wsgi_thread_floor",
+    "floor, thread, eventfd": "benchmarks.granian_e2e:wsgi_thread_floor_eventfd",
+}
+
+
+def _uvicorn_group(parser: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """Group ``uvicorn PARSER``: every uvicorn contender, served with ``--http PARSER``."""
+    return {(f"uvicorn {parser}", k): (f"uvicorn-{parser}", v) for k, v in _UVICORN_APPS.items()}
+
+
 # (group, contender) -> (server, target). The first contender of a group is its baseline.
 CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
     ("granian asgi", "native ASGI"): ("granian-asgi", "examples.wsgi_hello:native_asgi"),
@@ -303,47 +320,8 @@ CONTENDERS: dict[tuple[str, str], tuple[str, str]] = {
         "granian-asgi",
         "benchmarks.granian_e2e:thread_floor",
     ),
-    ("uvicorn h11", "native ASGI"): ("uvicorn-h11", "examples.wsgi_hello:native_asgi"),
-    ("uvicorn h11", "WsgiToAsgi greenlet"): ("uvicorn-h11", "examples.wsgi_hello:asgi_greenlet"),
-    ("uvicorn h11", "WsgiToAsgi thread"): ("uvicorn-h11", "examples.wsgi_hello:asgi_thread"),
-    ("uvicorn h11", "thread, active_workers=2"): (
-        "uvicorn-h11",
-        "benchmarks.granian_e2e:thread_active_2",
-    ),
-    ("uvicorn h11", "floor, greenlet"): (
-        "uvicorn-h11",
-        "benchmarks.granian_e2e:wsgi_greenlet_floor",
-    ),
-    ("uvicorn h11", "floor, thread"): ("uvicorn-h11", "benchmarks.granian_e2e:wsgi_thread_floor"),
-    ("uvicorn h11", "floor, thread, eventfd"): (
-        "uvicorn-h11",
-        "benchmarks.granian_e2e:wsgi_thread_floor_eventfd",
-    ),
-    ("uvicorn httptools", "native ASGI"): ("uvicorn-httptools", "examples.wsgi_hello:native_asgi"),
-    ("uvicorn httptools", "WsgiToAsgi greenlet"): (
-        "uvicorn-httptools",
-        "examples.wsgi_hello:asgi_greenlet",
-    ),
-    ("uvicorn httptools", "WsgiToAsgi thread"): (
-        "uvicorn-httptools",
-        "examples.wsgi_hello:asgi_thread",
-    ),
-    ("uvicorn httptools", "thread, active_workers=2"): (
-        "uvicorn-httptools",
-        "benchmarks.granian_e2e:thread_active_2",
-    ),
-    ("uvicorn httptools", "floor, greenlet"): (
-        "uvicorn-httptools",
-        "benchmarks.granian_e2e:wsgi_greenlet_floor",
-    ),
-    ("uvicorn httptools", "floor, thread"): (
-        "uvicorn-httptools",
-        "benchmarks.granian_e2e:wsgi_thread_floor",
-    ),
-    ("uvicorn httptools", "floor, thread, eventfd"): (
-        "uvicorn-httptools",
-        "benchmarks.granian_e2e:wsgi_thread_floor_eventfd",
-    ),
+    **_uvicorn_group("h11"),
+    **_uvicorn_group("httptools"),
     ("granian wsgi", "raw WSGI"): ("granian-wsgi", "examples.asgi_hello:wsgi_hello"),
     ("granian wsgi", "AsgiToWsgi"): ("granian-wsgi", "examples.asgi_hello:asgibridge_app"),
     ("granian wsgi", "a2wsgi ASGIMiddleware"): ("granian-wsgi", "examples.asgi_hello:a2wsgi_app"),
