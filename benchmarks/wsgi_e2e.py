@@ -3,8 +3,10 @@
 Run with ``python -m benchmarks.wsgi_e2e`` (``--quick`` for a short run).
 
 Every contender runs under the same server and client: ``uvicorn`` with one
-worker (``--workers 1``, its default HTTP and loop implementations, access
-log off) serving an app from ``examples/wsgi_hello.py`` on 127.0.0.1, and
+worker (``--workers 1``, access log off; the HTTP parser and event loop named
+with ``--http``, h11 by default, and ``--loop``, asyncio by default, since
+uvicorn's own defaults depend on what is installed) serving an app from
+``examples/wsgi_hello.py`` on 127.0.0.1, and
 ``wrk -t1 -c32 -d5s`` over loopback. Contenders:
 
 * ``asgibridge thread`` / ``asgibridge greenlet``: ``WsgiToAsgi`` in each mode;
@@ -45,12 +47,17 @@ CONTENDERS = {
 
 
 def run_one(
-    app: str, seconds: float, connections: int, log: Path, loop: str = "asyncio"
+    app: str,
+    seconds: float,
+    connections: int,
+    log: Path,
+    loop: str = "asyncio",
+    http: str = "h11",
 ) -> tuple[float, int, int]:
     port = _harness.free_port()
     stderr = log.open("ab")
     proc = subprocess.Popen(
-        _harness.uvicorn_cmd(app, port, loop=loop),
+        _harness.uvicorn_cmd(app, port, loop=loop, extra=("--http", http)),
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stderr=stderr,
@@ -77,6 +84,13 @@ def main() -> None:
         default="asyncio",
         help="uvicorn's event loop (named, because uvicorn's 'auto' picks uvloop when installed)",
     )
+    parser.add_argument(
+        "--http",
+        choices=["h11", "httptools"],
+        default="h11",
+        help="uvicorn's HTTP parser (named, because its 'auto' picks httptools when installed; "
+        "the figures in docs/wsgi.md were measured on h11)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -93,7 +107,7 @@ def main() -> None:
         for name, app in contenders.items():
             with log.open("ab") as f:
                 f.write(f"==== {name} ({app})\n".encode())
-            r, n, e = run_one(app, seconds, args.connections, log, args.loop)
+            r, n, e = run_one(app, seconds, args.connections, log, args.loop, args.http)
             rps[name].append(r)
             bad[name] += n
             errors[name] += e
@@ -102,7 +116,7 @@ def main() -> None:
     native = med.get("native ASGI")
     a2 = med.get("a2wsgi")
     print(
-        f"uvicorn --workers 1 --loop {args.loop}, raw WSGI hello, "
+        f"uvicorn --workers 1 --loop {args.loop} --http {args.http}, raw WSGI hello, "
         f"wrk -t1 -c{args.connections} -d{seconds:g}s, "
         f"{rounds} round(s), median"
     )
