@@ -32,6 +32,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from . import ROOT
+from .logs import wait_for
 
 __all__ = [
     "Served",
@@ -145,7 +146,14 @@ def waitress_server(app: Any, *, threads: int = 8) -> Iterator[Served]:
     # waitress logs an exception raised by the app, with its traceback, on "waitress".
     with _collect_logs("waitress") as logs:
         thread.start()
+        # waitress counts a worker thread as busy until it first waits for a
+        # task; a request that comes before then logs "Task queue depth is 1"
+        # on waitress.queue (seen once in CI on a loaded host). Serve only once
+        # every worker is idle.
+        dispatcher = server.task_dispatcher
         try:
+            if not wait_for(lambda: dispatcher.active_count == 0, timeout=STOP_TIMEOUT):
+                raise RuntimeError(f"waitress's {threads} worker threads did not start")
             yield Served("waitress", f"http://127.0.0.1:{port}", logs.text)
         finally:
             # Stop the worker threads first: a worker that finishes a response
