@@ -1,7 +1,8 @@
 """Dispatcher: prefix matching, child paths (C1), lifespan fan-out, WebSocket, the WSGI face.
 
 Everything here is driven in-process; ``tests/serve/test_cli.py`` serves the
-strangler example through real uvicorn and gunicorn.
+strangler example through real uvicorn and gunicorn, and
+``test_dispatch_websocket.py`` runs WebSockets through real uvicorn and hypercorn.
 """
 
 from __future__ import annotations
