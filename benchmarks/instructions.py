@@ -312,7 +312,7 @@ def granian_environ() -> dict[str, Any]:
     builder that walks every key pays for them on each request; this
     environ has the same shape with stand-in variables.
     """
-    environ = {f"PROCESS_ENV_VAR_{i}": f"/some/value/{i}" for i in range(33)}
+    environ: dict[str, Any] = {f"PROCESS_ENV_VAR_{i}": f"/some/value/{i}" for i in range(33)}
     environ.update(
         {
             "GATEWAY_INTERFACE": "CGI/1.1",

@@ -109,8 +109,8 @@ def _install_patches() -> None:
         return create_future(self)
 
     cls._run_once = _run_once  # type: ignore[attr-defined]
-    cls.call_soon = _call_soon  # type: ignore[method-assign]
-    cls.call_soon_threadsafe = _call_soon_threadsafe  # type: ignore[method-assign]
+    cls.call_soon = _call_soon  # type: ignore[method-assign,assignment]
+    cls.call_soon_threadsafe = _call_soon_threadsafe  # type: ignore[method-assign,assignment]
     cls.create_future = _create_future  # type: ignore[method-assign]
     cls._anatomy_patched = True  # type: ignore[attr-defined]
 
@@ -138,7 +138,7 @@ def _count_tasks_on(loop: asyncio.AbstractEventLoop) -> None:
             return previous(loop, coro, **kwargs)
         return asyncio.Task(coro, loop=loop, **kwargs)
 
-    loop.set_task_factory(factory)  # type: ignore[arg-type]
+    loop.set_task_factory(factory)
 
 
 if os.environ.get("ASGIBRIDGE_ANATOMY") == "1":
@@ -150,8 +150,8 @@ def _report_body() -> bytes:
 
 
 Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -160,7 +160,7 @@ async def _call_counted(app: ASGIApp, scope: Scope, receive: Receive, send: Send
     counts = COUNTS
     counts["req"] += 1
 
-    async def c_receive() -> dict[str, Any]:
+    async def c_receive() -> Any:
         counts["recv"] += 1
         return await receive()
 
