@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -139,13 +140,31 @@ def _token(name: str) -> str:
     return f"{name}-{time.monotonic_ns()}"
 
 
+@contextmanager
+def opened(port: int, token: str) -> Iterator[Client]:
+    """A WebSocket to the echo endpoint, accepted and told ``token``; closed on exit."""
+    client = Client(port, "/ws/echo")
+    try:
+        assert isinstance(client.event(), AcceptConnection)
+        client.send(TextMessage(data=token))
+        yield client
+    finally:
+        client.close()
+
+
+def _close_from_server(client: Client) -> None:
+    """Ask the endpoint to close; check its code and reason, and answer the close."""
+    client.send(TextMessage(data="close"))
+    event = client.event()
+    assert isinstance(event, CloseConnection), event
+    assert (event.code, event.reason) == (4001, "asked to")
+    client.send(event.response())
+
+
 def test_echo_through_the_dispatcher(served: int) -> None:
     token = _token("echo")
     with capture() as log:
-        client = Client(served, "/ws/echo")
-        try:
-            assert isinstance(client.event(), AcceptConnection)
-            client.send(TextMessage(data=token))
+        with opened(served, token) as client:
             for n in range(3):
                 client.send(TextMessage(data=f"hello {n}"))
                 assert client.message() == f"echo hello {n}"
@@ -154,20 +173,12 @@ def test_echo_through_the_dispatcher(served: int) -> None:
             big = "x" * 200_000  # several frames' worth, reassembled by the server
             client.send(TextMessage(data=big))
             assert client.message() == "echo " + big
-            # The server's close: code and reason reach the client.
-            client.send(TextMessage(data="close"))
-            event = client.event()
-            assert isinstance(event, CloseConnection), event
-            assert (event.code, event.reason) == (4001, "asked to")
-            client.send(event.response())
-        finally:
-            client.close()
+            _close_from_server(client)  # code and reason reach the client
         assert wait_for(lambda: "closed" in _seen.get(token, []))
         # The child saw its mount point as root_path, and the full path (rule C1).
         assert _seen[token][0] == "root_path=/ws path=/ws/echo"
         # HTTP on the same server still reaches the WSGI default.
-        port = served
-        response = httpx.get(f"http://127.0.0.1:{port}/", timeout=WAIT)
+        response = httpx.get(f"http://127.0.0.1:{served}/", timeout=WAIT)
         assert (response.status_code, response.text) == (200, "legacy")
     assert log.texts() == []
 
@@ -180,17 +191,12 @@ CLIENT_CLOSE_HEARD = {"uvicorn": 1001, "hypercorn": 1006, "hypercorn-trio": 1006
 def test_the_child_hears_the_client_leave(server: str, served: int) -> None:
     token = _token("leave")
     with capture() as log:
-        client = Client(served, "/ws/echo")
-        try:
-            assert isinstance(client.event(), AcceptConnection)
-            client.send(TextMessage(data=token))
+        with opened(served, token) as client:
             client.send(TextMessage(data="ping"))
             assert client.message() == "echo ping"
             client.send(CloseConnection(code=1001, reason="going away"))
             event = client.event()
             assert isinstance(event, CloseConnection), event  # the server's answer
-        finally:
-            client.close()
         assert wait_for(lambda: any(s.startswith("disconnect") for s in _seen.get(token, [])))
         assert f"disconnect {CLIENT_CLOSE_HEARD[server]}" in _seen[token]
     assert log.texts() == []
@@ -224,14 +230,6 @@ def test_c17_no_app_for_the_path_refuses_the_handshake(server: str) -> None:
             port = int(url.rsplit(":", 1)[1])
             assert _refused(port, "/elsewhere") == 403
             assert httpx.get(f"{url}/elsewhere", timeout=WAIT).status_code == 404
-            client = Client(port, "/ws/echo")  # the mount still works
-            try:
-                assert isinstance(client.event(), AcceptConnection)
-                client.send(TextMessage(data=_token("still")))
-                client.send(TextMessage(data="close"))
-                event = client.event()
-                assert isinstance(event, CloseConnection), event
-                client.send(event.response())
-            finally:
-                client.close()
+            with opened(port, _token("still")) as client:  # the mount still works
+                _close_from_server(client)
     assert log.texts() == []
