@@ -47,7 +47,13 @@ from ._jobs import Job, outcome_of
 from ._portal import portal_call
 from ._scheduler import default_scheduler
 
-__all__ = ["BackgroundLoop", "run_in_pool_thread_loop", "run_on_thread_loop"]
+__all__ = [
+    "FOREIGN_LOOP_NOTE",
+    "BackgroundLoop",
+    "explain_foreign_loop",
+    "run_in_pool_thread_loop",
+    "run_on_thread_loop",
+]
 
 
 #: Loops inherited from a parent process through fork(): kept alive and never closed (U9).
@@ -167,7 +173,36 @@ def run_on_thread_loop(
     apply_context(out_ctx)
     if ok:
         return value
+    if isinstance(value, RuntimeError):
+        explain_foreign_loop(value)
     raise value
+
+
+# What asyncio says when a loop-bound object (a lock, an event, a future, so a client
+# or a pool built on them) is used from a loop other than its own.
+_FOREIGN_LOOP = ("is bound to a different event loop", "attached to a different loop")
+
+FOREIGN_LOOP_NOTE = (
+    "asgibridge: async_to_sync ran this call on an event loop kept for its thread (the "
+    "calling thread, or a worker with force_new_loop=True), and the object named above "
+    "belongs to another loop: most likely one that async_to_sync kept for another thread. An object tied to its loop (a client, a "
+    "connection pool, a lock) cannot be shared between threads that way. Make it and "
+    "use it through asgibridge.run_shared(), which runs every call on one loop for the "
+    "whole process, or make one per thread. See docs/shared_loop.md."
+)
+
+
+def explain_foreign_loop(exc: RuntimeError) -> None:
+    """Add :data:`FOREIGN_LOOP_NOTE` to ``exc`` if asyncio raised it for a foreign loop.
+
+    Only on Python 3.11 and later (``BaseException.add_note``); at most once per exception.
+    """
+    text = str(exc)
+    if not any(s in text for s in _FOREIGN_LOOP):
+        return
+    add_note = getattr(exc, "add_note", None)
+    if add_note is not None and FOREIGN_LOOP_NOTE not in getattr(exc, "__notes__", ()):
+        add_note(FOREIGN_LOOP_NOTE)
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop, main: asyncio.Task[Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -102,6 +103,81 @@ def test_eight_threads_share_one_async_client(counting_server: CountingServer) -
     assert 1 <= counting_server.accepted <= 8
     assert client.is_closed
     assert counting_server.wait_all_closed() == 0, "a connection was left open"
+
+
+NOTES = pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are 3.11+")
+
+
+@NOTES
+def test_a_client_shared_through_async_to_sync_fails_with_the_way_out(
+    counting_server: CountingServer,
+) -> None:
+    """The mistake run_shared exists for: the error names it and points at the fix."""
+    import httpx
+
+    from asgibridge import async_to_sync
+    from asgibridge._core._loops import FOREIGN_LOOP_NOTE
+
+    url = f"http://127.0.0.1:{counting_server.port}/"
+    made: list[httpx.AsyncClient] = []
+
+    async def make() -> None:
+        made.append(httpx.AsyncClient())
+
+    async def get() -> int:
+        return (await made[0].get(url)).status_code
+
+    async def close() -> None:
+        await made[0].aclose()
+
+    async_to_sync(make)()
+    assert async_to_sync(get)() == 200  # its own thread's loop: fine, every time
+    assert async_to_sync(get)() == 200
+    errors: list[BaseException] = []
+
+    def other_thread() -> None:
+        try:
+            async_to_sync(get)()
+        except BaseException as exc:  # examined below
+            errors.append(exc)
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "the call from another thread hung"
+    async_to_sync(close)()
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError), errors
+    assert "different" in str(errors[0])  # asyncio's own message is kept
+    assert errors[0].__notes__ == [FOREIGN_LOOP_NOTE]
+    assert "run_shared" in FOREIGN_LOOP_NOTE and "docs/shared_loop.md" in FOREIGN_LOOP_NOTE
+
+
+@NOTES
+def test_other_runtime_errors_get_no_note() -> None:
+    from asgibridge import async_to_sync
+
+    async def fail() -> None:
+        raise RuntimeError("something else")
+
+    with pytest.raises(RuntimeError, match="something else") as info:
+        async_to_sync(fail)()
+    assert not hasattr(info.value, "__notes__")
+
+
+@NOTES
+def test_the_note_is_added_once() -> None:
+    from asgibridge import async_to_sync
+    from asgibridge._core._loops import FOREIGN_LOOP_NOTE
+
+    error = RuntimeError("<Lock> is bound to a different event loop")
+
+    async def fail() -> None:
+        raise error
+
+    for _ in range(2):  # the same exception object raised through two calls
+        with pytest.raises(RuntimeError):
+            async_to_sync(fail)()
+    assert error.__notes__ == [FOREIGN_LOOP_NOTE]
 
 
 def test_every_thread_reaches_the_same_loop() -> None:
