@@ -141,7 +141,7 @@ def test_a_client_shared_through_async_to_sync_fails_with_the_way_out(
         except BaseException as exc:  # examined below
             errors.append(exc)
 
-    worker = threading.Thread(target=other_thread)
+    worker = threading.Thread(target=other_thread, daemon=True)
     worker.start()
     worker.join(10)
     assert not worker.is_alive(), "the call from another thread hung"
