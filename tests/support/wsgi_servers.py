@@ -169,6 +169,11 @@ def waitress_server(app: Any, *, threads: int = 8) -> Iterator[Served]:
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver listens with a backlog of 5. Fifty clients connecting at once then
+    # overflow the accept queue; the kernel drops their handshakes' last ACK and
+    # resends its SYN-ACK after 1, 2, 4, 8 s, so on a loaded host a request could
+    # wait past the client's 10 s timeout (seen once in CI: test_fifty_concurrent_requests).
+    request_queue_size = 128
 
 
 class _QuietHandler(WSGIRequestHandler):
