@@ -185,10 +185,11 @@ _FOREIGN_LOOP = ("is bound to a different event loop", "attached to a different 
 FOREIGN_LOOP_NOTE = (
     "asgibridge: async_to_sync ran this call on an event loop kept for its thread (the "
     "calling thread, or a worker with force_new_loop=True), and the object named above "
-    "belongs to another loop: most likely one that async_to_sync kept for another thread. An object tied to its loop (a client, a "
-    "connection pool, a lock) cannot be shared between threads that way. Make it and "
-    "use it through asgibridge.run_shared(), which runs every call on one loop for the "
-    "whole process, or make one per thread. See docs/shared_loop.md."
+    "belongs to another loop: most likely one that async_to_sync kept for another "
+    "thread. An object tied to its loop (a client, a connection pool, a lock) cannot be "
+    "shared between threads that way. Make it and use it through "
+    "asgibridge.run_shared(), which runs every call on one loop for the whole process, "
+    "or make one per thread. See docs/shared_loop.md."
 )
 
 
